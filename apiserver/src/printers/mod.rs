@@ -1,0 +1,1 @@
+//! Table printers (to be written).

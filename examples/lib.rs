@@ -1,0 +1,1 @@
+//! Example manifests for the Skiff lab walkthrough live beside this file as YAML.
