@@ -1,1 +1,2 @@
 //! Shared pieces of Skiff.
+pub mod selector;

@@ -1,1 +1,49 @@
-fn main() {}
+//! `skiff`: every Skiff component in one binary, like k3s.
+
+mod kubeconfig;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// Skiff: a small Kubernetes-style container orchestrator.
+#[derive(Parser)]
+#[command(name = "skiff", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the control plane: API server (and, as they arrive, scheduler and controllers).
+    Server(server::ServerArgs),
+    /// Runs the API server alone.
+    Apiserver(server::ServerArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skiff: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) | Command::Apiserver(args) => server::run(args).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("skiff: {e}");
+        std::process::exit(1);
+    }
+}

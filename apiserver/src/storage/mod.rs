@@ -36,6 +36,10 @@ pub enum StoreEvent {
     },
     /// A delete at `revision`; `prev` is the last value the key held.
     Delete { prev: KeyValue, revision: i64 },
+    /// Every change under the watched prefix up to `revision` has been delivered on this stream.
+    /// Sent after [`Store::request_progress`], so a cache can prove it is current even when its
+    /// prefix saw no writes lately.
+    Progress { revision: i64 },
 }
 
 impl StoreEvent {
@@ -43,15 +47,16 @@ impl StoreEvent {
     pub fn revision(&self) -> i64 {
         match self {
             StoreEvent::Put { kv, .. } => kv.mod_revision,
-            StoreEvent::Delete { revision, .. } => *revision,
+            StoreEvent::Delete { revision, .. } | StoreEvent::Progress { revision } => *revision,
         }
     }
 
-    /// The key this change touched.
+    /// The key this change touched ("" for a progress notice).
     pub fn key(&self) -> &str {
         match self {
             StoreEvent::Put { kv, .. } => &kv.key,
             StoreEvent::Delete { prev, .. } => &prev.key,
+            StoreEvent::Progress { .. } => "",
         }
     }
 }
@@ -119,6 +124,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest revision of the whole store.
     async fn current_revision(&self) -> Result<i64, StorageError>;
+
+    /// Asks every open watch stream to yield a [`StoreEvent::Progress`] soon, carrying a revision
+    /// at least as new as every write acknowledged before this call.
+    async fn request_progress(&self) -> Result<(), StorageError>;
 
     /// Drops history older than `revision`; watches from before it then fail with `Compacted`.
     async fn compact(&self, revision: i64) -> Result<(), StorageError>;

@@ -1,0 +1,110 @@
+//! `skiff server` / `skiff apiserver`: open the store, serve the API, write the kubeconfig.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver::registry::RegistryConfig;
+use apiserver::watchcache::CacheConfig;
+use apiserver::storage::Store;
+use apiserver::storage::embedded::EmbeddedStore;
+use apiserver::storage::etcd::EtcdStore;
+use apiserver::{ApiServer, ServerConfig};
+use tokio::net::TcpListener;
+use tracing::info;
+
+/// Flags of `skiff server`.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Address to serve the API on (loopback by default: nothing leaves the machine).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where the embedded store and the kubeconfig live.
+    #[arg(long, default_value = "/var/lib/skiff/server")]
+    data_dir: PathBuf,
+    /// Use etcd at these comma-separated URLs instead of the embedded store.
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Range ClusterIPs come from.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    service_cidr: String,
+    /// Range NodePorts come from.
+    #[arg(long, default_value = "30000-32767")]
+    node_port_range: String,
+    /// Seconds between BOOKMARK events on watches that allow them.
+    #[arg(long, default_value_t = 60)]
+    bookmark_interval: u64,
+    /// Events each watch cache keeps for watches resuming from a past resourceVersion.
+    #[arg(long, default_value_t = 10_000)]
+    watch_history: usize,
+}
+
+/// Everything that can stop `skiff server`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid flag: {0}")]
+    Flag(String),
+    #[error("cannot use data dir {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] apiserver::storage::StorageError),
+    #[error("cannot start the API server: {0}")]
+    Api(#[from] apiserver::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("serving failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
+    let registry = RegistryConfig {
+        service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
+        node_port_range: args.node_port_range.parse().map_err(ServerError::Flag)?,
+        cache: CacheConfig {
+            history: args.watch_history.max(1),
+            ..CacheConfig::default()
+        },
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;
+    let store: Arc<dyn Store> = if args.etcd_endpoints.is_empty() {
+        Arc::new(EmbeddedStore::open(&args.data_dir.join("store"))?)
+    } else {
+        Arc::new(EtcdStore::connect(&args.etcd_endpoints).await?)
+    };
+    let config = ServerConfig {
+        registry,
+        bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
+    };
+    let server = ApiServer::new(store, config).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| ServerError::Listen(args.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(args.listen, e))?;
+    let kubeconfig = args.data_dir.join("kubeconfig.yaml");
+    crate::kubeconfig::write(&kubeconfig, &format!("http://{addr}"))
+        .map_err(|e| ServerError::DataDir(kubeconfig.clone(), e))?;
+    info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
+    server
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(ServerError::Serve)?;
+    info!("API server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,313 @@
+//! Test support: a real `skiff server` process, a real etcd, and an HTTP client for them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[path = "../../../apiserver/tests/support/etcd.rs"]
+pub mod etcd;
+
+/// Which store the server runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Embedded,
+    Etcd(String),
+}
+
+/// A `skiff server` child process on a loopback port; killed on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    backend: Backend,
+    listen: String,
+    extra: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral loopback port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+impl TestServer {
+    /// Starts a server on the embedded store in a fresh data dir.
+    pub async fn start() -> Self {
+        Self::start_with(Backend::Embedded, &[]).await
+    }
+
+    /// Starts a server on `backend` with extra flags.
+    pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().to_path_buf();
+        let mut server = Self {
+            child: None,
+            kubeconfig: data_dir.join("kubeconfig.yaml"),
+            data_dir,
+            url: String::new(),
+            backend,
+            listen: format!("127.0.0.1:{}", free_port()),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tmp: Some(tmp),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// (Re)starts the process on the same data dir and port, and waits until it is ready.
+    pub async fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.arg("server")
+            .arg("--listen")
+            .arg(&self.listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env("SKIFF_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Backend::Etcd(endpoint) = &self.backend {
+            cmd.arg("--etcd-endpoints").arg(endpoint);
+        }
+        self.child = Some(cmd.spawn().expect("spawn skiff server"));
+        self.url = format!("http://{}", self.listen);
+        let kubeconfig = self.kubeconfig.clone();
+        let url = self.url.clone();
+        wait_for("skiff server to be ready", Duration::from_secs(30), || {
+            let kubeconfig = kubeconfig.clone();
+            let url = url.clone();
+            async move {
+                if !kubeconfig.exists() {
+                    return None;
+                }
+                let r = reqwest::get(format!("{url}/readyz")).await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly in time.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// An API client for this server.
+    pub fn client(&self) -> Api {
+        Api {
+            base: self.url.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Runs the real kubectl against this server.
+    pub fn kubectl(&self, args: &[&str]) -> KubectlOutput {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Runs the real kubectl with `stdin` piped in.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        run_kubectl(&self.kubeconfig, args, stdin)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a kubectl run printed.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "kubectl failed: {}{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+}
+
+/// The real kubectl on these machines.
+pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    use std::io::Write;
+    assert!(Path::new(KUBECTL).exists(), "{KUBECTL} is missing: the compatibility tests need the real kubectl");
+    let home = kubeconfig.parent().expect("kubeconfig dir").join("home");
+    let _ = std::fs::create_dir_all(&home);
+    let mut child = Command::new(KUBECTL)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", &home)
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    KubectlOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A thin JSON client for the API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// Status code and decoded body of a response.
+#[derive(Debug)]
+pub struct Reply {
+    pub code: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Api {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request sent");
+        let code = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply { code, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> Reply {
+        self.send(
+            self.http
+                .patch(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, body: Option<&Value>) -> Reply {
+        let mut req = self.http.delete(format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(req).await
+    }
+
+    /// Opens a watch and returns a reader of its events.
+    pub async fn watch(&self, path: &str) -> WatchReader {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("watch request");
+        assert_eq!(resp.status().as_u16(), 200, "watch {path} failed");
+        WatchReader { resp, buf: Vec::new() }
+    }
+}
+
+/// Reads newline-delimited watch events.
+pub struct WatchReader {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl WatchReader {
+    /// The next event, or None when the stream ends; panics after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("watch event is JSON"));
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.buf.extend_from_slice(&chunk),
+                Ok(Ok(None)) | Ok(Err(_)) => return None,
+                Err(_) => panic!("no watch event within {timeout:?}"),
+            }
+        }
+    }
+}
