@@ -582,6 +582,13 @@ async fn watch_step(mut st: WatchState) -> Option<(Result<StoreEvent, StorageErr
         match st.rx.recv().await {
             Ok(batch) => {
                 for event in batch.iter() {
+                    if let StoreEvent::Progress { .. } = event {
+                        // Everything before `next` has been delivered (or filtered out).
+                        st.buf.push_back(StoreEvent::Progress {
+                            revision: st.next - 1,
+                        });
+                        continue;
+                    }
                     let rev = event.revision();
                     if rev < st.next {
                         continue; // already replayed from the log
@@ -741,6 +748,15 @@ impl Store for EmbeddedStore {
             done: false,
         };
         Ok(Box::pin(futures::stream::unfold(state, watch_step)))
+    }
+
+    async fn request_progress(&self) -> Result<(), StorageError> {
+        // Published on the same ordered channel as committed batches, so every watch sees it
+        // after every batch published before it; each watch answers with its own position.
+        let sender = self.shared.events.upgrade().ok_or_else(closed)?;
+        let revision = self.shared.revision.load(Ordering::SeqCst);
+        let _ = sender.send(Arc::new(vec![StoreEvent::Progress { revision }]));
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<i64, StorageError> {

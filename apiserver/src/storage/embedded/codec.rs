@@ -62,6 +62,11 @@ pub(crate) fn encode_event(event: &StoreEvent) -> Result<Vec<u8>, StorageError> 
             put_bytes(&mut out, prev.key.as_bytes())?;
             put_prev(&mut out, prev)?;
         }
+        StoreEvent::Progress { .. } => {
+            return Err(StorageError::Internal(
+                "progress notices are never stored".into(),
+            ));
+        }
     }
     Ok(out)
 }
