@@ -104,10 +104,22 @@ struct Shared {
 }
 
 enum WriteOp {
-    Create { key: String, value: Bytes },
-    Update { key: String, value: Bytes, expected: i64 },
-    Delete { key: String, expected: Option<i64> },
-    Compact { revision: i64 },
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: i64,
+    },
+    Delete {
+        key: String,
+        expected: Option<i64>,
+    },
+    Compact {
+        revision: i64,
+    },
 }
 
 enum WriteOutcome {
@@ -243,10 +255,9 @@ impl Drop for EmbeddedStore {
         // Closing the channel ends the writer loop; joining makes sure the database is released
         // (the file lock dropped) when this returns, so the directory can be reopened at once.
         self.tx.take();
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("embedded store writer thread panicked");
-            }
+        let joined = self.writer.take().map(JoinHandle::join);
+        if matches!(joined, Some(Err(_))) {
+            tracing::error!("embedded store writer thread panicked");
         }
     }
 }
@@ -291,8 +302,9 @@ fn writer_loop(
         }
         writes_since_compact += commit_batch(&shared, &events, batch);
 
-        if let Some(retain) = options.retain_revisions {
-            if writes_since_compact >= options.auto_compact_every {
+        let due = writes_since_compact >= options.auto_compact_every;
+        match options.retain_revisions {
+            Some(retain) if due => {
                 writes_since_compact = 0;
                 let target = shared.revision.load(Ordering::SeqCst) - retain.max(1) + 1;
                 if target > shared.compacted.load(Ordering::SeqCst) + 1 {
@@ -304,6 +316,7 @@ fn writer_loop(
                     commit_batch(&shared, &events, vec![req]);
                 }
             }
+            _ => {}
         }
     }
     tracing::debug!("embedded store writer stopped");
@@ -316,8 +329,7 @@ fn commit_batch(
     events: &broadcast::Sender<Batch>,
     batch: Vec<WriteRequest>,
 ) -> u64 {
-    let (ops, replies): (Vec<WriteOp>, Vec<_>) =
-        batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+    let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
     match apply(&shared.db, &ops) {
         Ok(applied) => {
             shared.revision.store(applied.revision, Ordering::SeqCst);
@@ -615,7 +627,11 @@ async fn watch_step(mut st: WatchState) -> Option<(Result<StoreEvent, StorageErr
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Too slow for the live buffer: catch up from the log rather than drop events.
-                tracing::debug!(missed, next = st.next, "watch lagged; replaying from the log");
+                tracing::debug!(
+                    missed,
+                    next = st.next,
+                    "watch lagged; replaying from the log"
+                );
                 match subscribe(&st.shared) {
                     Ok((rx, current)) => {
                         st.rx = rx;
