@@ -430,6 +430,71 @@ async fn compaction_fails_old_watches(store: Arc<dyn Store>) {
     assert!(store.compact(current + 100).await.is_err());
 }
 
+// ---- etcd backend only ----
+
+/// With a key prefix, two stores share one etcd without seeing each other's keys, and keys come
+/// back without the prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_key_prefix_isolates_stores() {
+    use apiserver::storage::etcd::EtcdStore;
+    let (server, plain) = support::etcd::EtcdServer::start().await;
+    let endpoints = [server.endpoint.clone()];
+    let a = EtcdStore::connect(&endpoints, Some("/a".into()))
+        .await
+        .expect("connect a");
+    let b = EtcdStore::connect(&endpoints, Some("/b".into()))
+        .await
+        .expect("connect b");
+    let start = a.current_revision().await.expect("rev") + 1;
+    let mut wa = a.watch("/registry/", start).await.expect("watch a");
+    let ra = a.create("/registry/x", val("a")).await.expect("create a");
+    b.create("/registry/x", val("b")).await.expect("create b");
+
+    let (kvs, _) = a.range("/registry/").await.expect("range a");
+    assert_eq!(kvs.len(), 1);
+    assert_eq!(
+        (kvs[0].key.as_str(), &kvs[0].value),
+        ("/registry/x", &val("a"))
+    );
+    assert_eq!(
+        b.get("/registry/x")
+            .await
+            .expect("get b")
+            .map(|kv| kv.value),
+        Some(val("b"))
+    );
+    assert_eq!(
+        plain
+            .get("/a/registry/x")
+            .await
+            .expect("get raw")
+            .map(|kv| kv.value),
+        Some(val("a"))
+    );
+    let event = next_event(&mut wa).await;
+    assert_eq!((event.key(), event.revision()), ("/registry/x", ra));
+    assert_quiet(&mut wa).await;
+}
+
+/// A store pointed at a dead endpoint fails with `Unavailable`, not a hang or a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_unreachable_is_unavailable() {
+    use apiserver::storage::etcd::EtcdStore;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let endpoints = [format!("http://127.0.0.1:{port}")];
+    let result = tokio::time::timeout(support::DEADLINE, EtcdStore::connect(&endpoints, None))
+        .await
+        .expect("connect must give up within the deadline");
+    assert!(
+        matches!(result, Err(StorageError::Unavailable(_))),
+        "expected Unavailable, got {result:?}"
+    );
+}
+
 // ---- embedded backend only ----
 
 /// Everything written (data, revision counter, history) is there after closing and reopening.
@@ -511,6 +576,39 @@ async fn embedded_lagging_watcher_misses_nothing() {
     }
     assert_eq!(revs, (start..=end).collect::<Vec<_>>());
     assert_quiet(&mut w).await;
+}
+
+/// Concurrent writers share fsyncs: far fewer commits than writes, each write still durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_group_commit_shares_fsyncs() {
+    const TASKS: u64 = 16;
+    const WRITES: u64 = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+    let before = store.commit_count();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for k in 0..WRITES {
+                let key = format!("/registry/gc/{t}/{k}");
+                store.create(&key, val("x")).await.expect("create");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let commits = store.commit_count() - before;
+    let writes = TASKS * WRITES;
+    eprintln!("{writes} writes in {commits} commits");
+    assert!(commits >= 1);
+    assert!(
+        commits * 2 <= writes,
+        "{writes} concurrent writes took {commits} commits: no group commit"
+    );
+    let (kvs, _) = store.range("/registry/gc/").await.expect("range");
+    assert_eq!(kvs.len() as u64, writes);
 }
 
 fn file_size(store: &EmbeddedStore) -> u64 {
