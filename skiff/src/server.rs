@@ -72,7 +72,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let store: Arc<dyn Store> = if args.etcd_endpoints.is_empty() {
         Arc::new(EmbeddedStore::open(&args.data_dir.join("store"))?)
     } else {
-        Arc::new(EtcdStore::connect(&args.etcd_endpoints).await?)
+        Arc::new(EtcdStore::connect(&args.etcd_endpoints, None).await?)
     };
     let config = ServerConfig {
         registry,

@@ -105,8 +105,9 @@ pub(crate) fn decode_event(revision: i64, bytes: &[u8]) -> Result<StoreEvent, St
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), StorageError> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| StorageError::Internal(format!("value of {} bytes is too large", bytes.len())))?;
+    let len = u32::try_from(bytes.len()).map_err(|_| {
+        StorageError::Internal(format!("value of {} bytes is too large", bytes.len()))
+    })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(bytes);
     Ok(())
@@ -145,7 +146,10 @@ impl<'a> Reader<'a> {
     fn version(&mut self) -> Result<(), StorageError> {
         match self.u8()? {
             VERSION => Ok(()),
-            other => Err(corrupt(self.what, &format!("unknown format version {other}"))),
+            other => Err(corrupt(
+                self.what,
+                &format!("unknown format version {other}"),
+            )),
         }
     }
 
