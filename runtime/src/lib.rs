@@ -1,2 +1,3 @@
 //! Shared pieces of Skiff.
+
 pub mod selector;
