@@ -7,6 +7,8 @@
 //! [`apply_patch`] or [`server_side_apply`], and maps a [`PatchError`] with
 //! [`PatchError::into_api_error`].
 
+mod apply;
+mod fieldset;
 mod schema;
 mod strategic;
 
@@ -14,6 +16,8 @@ mod strategic;
 mod tests;
 
 use serde_json::Value;
+
+pub use apply::{record_update, server_side_apply};
 
 /// Which patch format a request body is in, from its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

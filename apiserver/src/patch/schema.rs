@@ -48,7 +48,6 @@ pub struct MapKey {
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
     pub smp: SmpList,
-    #[allow(dead_code)] // read by server-side apply (next commit)
     pub ssa: SsaList,
     /// The object type of the value (for lists: of each item), when it has interesting fields.
     pub ty: Option<&'static TypeDef>,

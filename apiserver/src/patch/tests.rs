@@ -850,3 +850,326 @@ fn odd_inputs_never_panic() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Server-side apply
+// ---------------------------------------------------------------------------------------------
+
+const T1: &str = "2026-01-01T00:00:00Z";
+const T2: &str = "2026-01-02T00:00:00Z";
+const T3: &str = "2026-01-03T00:00:00Z";
+
+fn config(replicas: i64, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "x", "namespace": "default", "labels": {"app": "x"}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]}}}})
+}
+
+fn ssa(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    now: &str,
+) -> Result<Value, PatchError> {
+    server_side_apply("apps", "Deployment", live, applied, manager, force, now)
+}
+
+fn entries(obj: &Value) -> &Vec<Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+}
+
+fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
+    entries(obj).iter().find(|e| e["manager"] == manager)
+}
+
+#[test]
+fn ssa_create_records_apply_entry() {
+    let out = ssa(None, &config(2, "nginx:1.25"), "kubectl", false, T1).unwrap();
+    assert_eq!(out["spec"]["replicas"], 2);
+    assert_eq!(out["metadata"]["name"], "x");
+    let e = entry(&out, "kubectl").unwrap();
+    assert_eq!(e["operation"], "Apply");
+    assert_eq!(e["apiVersion"], "apps/v1");
+    assert_eq!(e["time"], T1);
+    assert_eq!(e["fieldsType"], "FieldsV1");
+    let f = &e["fieldsV1"];
+    assert_eq!(f["f:spec"]["f:replicas"], json!({}));
+    assert_eq!(
+        f["f:spec"]["f:selector"],
+        json!({"f:matchLabels": {"f:app": {}}})
+    );
+    assert!(
+        f["f:metadata"].get("f:name").is_none(),
+        "name is not tracked"
+    );
+    let web = &f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"];
+    assert_eq!(web["."], json!({}));
+    assert_eq!(web["f:image"], json!({}));
+    assert_eq!(
+        web["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"],
+        json!({".": {}, "f:containerPort": {}})
+    );
+}
+
+#[test]
+fn ssa_change_and_noop_reapply() {
+    let created = ssa(None, &config(2, "nginx:1.25"), "kubectl", false, T1).unwrap();
+    let changed = ssa(
+        Some(&created),
+        &config(3, "nginx:1.26"),
+        "kubectl",
+        false,
+        T2,
+    )
+    .unwrap();
+    assert_eq!(changed["spec"]["replicas"], 3);
+    assert_eq!(containers_of(&changed)[0]["image"], "nginx:1.26");
+    assert_eq!(entry(&changed, "kubectl").unwrap()["time"], T2);
+    let again = ssa(
+        Some(&changed),
+        &config(3, "nginx:1.26"),
+        "kubectl",
+        false,
+        T3,
+    )
+    .unwrap();
+    assert_eq!(
+        again, changed,
+        "same config twice is a no-op, time included"
+    );
+}
+
+#[test]
+fn ssa_field_removal() {
+    let mut cfg = config(2, "nginx");
+    cfg["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "sidecar", "image": "busybox", "env": [{"name": "A", "value": "1"}]}));
+    cfg["metadata"]["labels"]["tier"] = json!("web");
+    let created = ssa(None, &cfg, "kubectl", false, T1).unwrap();
+    let out = ssa(Some(&created), &config(2, "nginx"), "kubectl", false, T2).unwrap();
+    assert_eq!(names(containers_of(&out), "name"), ["web"]);
+    assert_eq!(out["metadata"]["labels"], json!({"app": "x"}));
+
+    // Dropping replicas from the config removes the field.
+    let mut no_replicas = config(2, "nginx");
+    no_replicas["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("replicas");
+    let out = ssa(Some(&out), &no_replicas, "kubectl", false, T3).unwrap();
+    assert!(out["spec"].get("replicas").is_none());
+    assert!(
+        entry(&out, "kubectl").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none()
+    );
+}
+
+#[test]
+fn ssa_conflict_and_force() {
+    let created = ssa(None, &config(2, "nginx"), "kubectl", false, T1).unwrap();
+    let mut other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 5}});
+    let err = ssa(Some(&created), &other, "hpa", false, T2).unwrap_err();
+    assert_eq!(err.status_code(), 409);
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+    );
+    let causes = err.conflict_causes();
+    assert_eq!(causes[0].reason, "FieldManagerConflict");
+    assert_eq!(causes[0].field, ".spec.replicas");
+    assert_eq!(causes[0].message, "conflict with \"kubectl\"");
+
+    let forced = ssa(Some(&created), &other, "hpa", true, T2).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 5);
+    assert!(
+        entry(&forced, "kubectl").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none()
+    );
+    assert_eq!(
+        entry(&forced, "hpa").unwrap()["fieldsV1"],
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+    // kubectl re-applies without replicas: hpa's value stays because hpa owns it now.
+    let mut no_replicas = config(2, "nginx");
+    no_replicas["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("replicas");
+    let out = ssa(Some(&forced), &no_replicas, "kubectl", false, T3).unwrap();
+    assert_eq!(out["spec"]["replicas"], 5);
+
+    // Two conflicts with two managers are listed per manager.
+    other["spec"]["replicas"] = json!(6);
+    other["spec"]["template"] =
+        json!({"spec": {"containers": [{"name": "web", "image": "other"}]}});
+    let err = ssa(Some(&forced), &other, "third", false, T3).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 2 conflicts: conflicts with \"hpa\":\n- .spec.replicas\nconflicts with \"kubectl\":\n- .spec.template.spec.containers[name=\"web\"].image"
+    );
+}
+
+#[test]
+fn ssa_two_managers_share_a_field() {
+    let created = ssa(None, &config(2, "nginx"), "a", false, T1).unwrap();
+    let shared = ssa(
+        Some(&created),
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}}),
+        "b",
+        false,
+        T2,
+    )
+    .expect("same value is no conflict");
+    assert!(
+        entry(&shared, "a").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_some()
+    );
+    assert!(
+        entry(&shared, "b").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_some()
+    );
+    // "a" stops applying replicas: "b" still owns it, so it stays.
+    let mut no_replicas = config(2, "nginx");
+    no_replicas["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("replicas");
+    let out = ssa(Some(&shared), &no_replicas, "a", false, T3).unwrap();
+    assert_eq!(out["spec"]["replicas"], 2);
+}
+
+#[test]
+fn ssa_merges_with_fields_of_others() {
+    let created = ssa(None, &config(2, "nginx"), "kubectl", false, T1).unwrap();
+    let sidecar = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "b"}]}}}});
+    let out = ssa(Some(&created), &sidecar, "injector", false, T2).unwrap();
+    assert_eq!(names(containers_of(&out), "name"), ["web", "sidecar"]);
+    assert_eq!(
+        containers_of(&out)[0]["ports"],
+        json!([{"containerPort": 80}])
+    );
+}
+
+#[test]
+fn record_update_then_apply_conflicts() {
+    let mut created = config(2, "nginx");
+    created["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": "{}"});
+    record_update(
+        "apps",
+        "Deployment",
+        None,
+        &mut created,
+        "kubectl-client-side-apply",
+        T1,
+    );
+    let e = entry(&created, "kubectl-client-side-apply").unwrap();
+    assert_eq!(e["operation"], "Update");
+    assert!(e["fieldsV1"]["f:spec"].get("f:replicas").is_some());
+
+    let err = ssa(Some(&created), &config(3, "nginx"), "kubectl", false, T2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+    );
+    // Same values: no conflict, shared ownership.
+    let out = ssa(Some(&created), &config(2, "nginx"), "kubectl", false, T2).unwrap();
+    assert_eq!(entries(&out).len(), 2);
+    assert_eq!(
+        entries(&out)[0]["operation"],
+        "Apply",
+        "Apply entries sort first"
+    );
+}
+
+#[test]
+fn record_update_moves_changed_fields() {
+    let mut created = config(2, "nginx");
+    record_update("apps", "Deployment", None, &mut created, "creator", T1);
+    let mut scaled = created.clone();
+    scaled["spec"]["replicas"] = json!(4);
+    record_update(
+        "apps",
+        "Deployment",
+        Some(&created),
+        &mut scaled,
+        "scaler",
+        T2,
+    );
+    assert!(
+        entry(&scaled, "creator").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none()
+    );
+    assert_eq!(
+        entry(&scaled, "scaler").unwrap()["fieldsV1"],
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+    assert_eq!(entry(&scaled, "scaler").unwrap()["time"], T2);
+    // A no-op update by a new manager adds no entry.
+    let mut same = scaled.clone();
+    record_update("apps", "Deployment", Some(&scaled), &mut same, "idle", T3);
+    assert!(entry(&same, "idle").is_none());
+    assert_eq!(same, scaled);
+}
+
+#[test]
+fn ssa_rejects_bad_configs() {
+    for bad in [
+        json!([]),
+        json!("x"),
+        json!({"kind": "Pod"}),
+        json!({"metadata": {"managedFields": [{"manager": "m"}]}}),
+    ] {
+        let e = ssa(None, &bad, "kubectl", false, T1).unwrap_err();
+        assert_eq!(e.status_code(), 400, "{bad}");
+    }
+    let dup =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
+    assert_eq!(
+        ssa(None, &dup, "kubectl", false, T1)
+            .unwrap_err()
+            .status_code(),
+        400
+    );
+}
+
+#[test]
+fn ssa_odd_inputs_never_panic() {
+    let odd = [
+        json!({}),
+        json!({"spec": null}),
+        json!({"spec": {"template": {"spec": {"containers": [1, {"name": "a"}]}}}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"image": "nokey"}]}}}}),
+        json!({"spec": {"template": {"spec": {"containers": "x"}}}}),
+        json!({"metadata": {"finalizers": ["a", "a"], "labels": null}}),
+        json!({"metadata": {"managedFields": [{"manager": 1, "fieldsV1": "x"}, {"manager": "m", "fieldsV1": {"f:spec": {"f:replicas": 3}}}]}, "spec": {"replicas": 1}}),
+        json!({"metadata": {"managedFields": "x"}}),
+        json!([1]),
+        json!(null),
+    ];
+    for live in &odd {
+        for applied in &odd {
+            for force in [false, true] {
+                let _ =
+                    server_side_apply("apps", "Deployment", Some(live), applied, "m", force, T1);
+                let _ = server_side_apply("", "Pod", Some(live), applied, "n", force, T1);
+            }
+            let mut new = applied.clone();
+            record_update("apps", "Deployment", Some(live), &mut new, "u", T2);
+            let mut new = applied.clone();
+            record_update("apps", "Deployment", None, &mut new, "u", T2);
+        }
+    }
+}
