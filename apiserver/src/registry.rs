@@ -703,7 +703,7 @@ impl Registry {
                     opts.force,
                     &now,
                 )
-                .map_err(patch_error)?;
+                .map_err(patch_error(rt, name))?;
                 let decoded = self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
                 if objmeta::name(&decoded) != name {
                     return Err(Error::bad_request("the name of the object does not match the name on the URL"));
@@ -753,8 +753,8 @@ impl Registry {
                         opts.force,
                         &now,
                     )
-                    .map_err(patch_error)?,
-                    None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body).map_err(patch_error)?,
+                    .map_err(patch_error(rt, name))?,
+                    None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body).map_err(patch_error(rt, name))?,
                 };
                 let mut w = Vec::new();
                 let decoded = self.decode_body(rt, patched, opts.field_validation, &mut w)?;
@@ -876,7 +876,7 @@ impl Registry {
                 let new_scale = match &change {
                     ScaleChange::Replace(v) => v.clone(),
                     ScaleChange::Patch(t, body) => {
-                        patch::apply_patch("autoscaling", "Scale", &scale, *t, body).map_err(patch_error)?
+                        patch::apply_patch("autoscaling", "Scale", &scale, *t, body).map_err(patch_error(rt, name))?
                     }
                 };
                 if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok) {
@@ -1178,8 +1178,11 @@ pub fn decode_as(
     Ok(decoded.object)
 }
 
-fn patch_error(e: patch::PatchError) -> Error {
-    e.into()
+fn patch_error(rt: &ResourceType, name: &str) -> impl FnOnce(patch::PatchError) -> Error {
+    let resource = rt.group_resource();
+    let kind = rt.kind;
+    let name = name.to_string();
+    move |e| e.into_api_error(&resource, kind, &name)
 }
 
 fn is_graceful_pod(rt: &ResourceType, obj: &Value) -> bool {
