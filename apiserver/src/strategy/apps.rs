@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 
 use super::fields::{
     at, check_immutable, int_at, int_or_percent, is_unset, items, items_mut, nonnegative,
-    object_mut, one_of, set_default, set_default_str, str_at,
+    object_mut, one_of, set_default, set_default_str, spec_of, str_at,
 };
 use super::meta::{
     NameRule, go_string_map, map_selector_matches, selector_is_empty, selector_matches,
     update_with, validate_label_selector, validate_labels, validate_object_meta,
 };
-use super::other::validate_pvc_spec;
 use super::pod::{default_pod_template, validate_pod_template, validate_template_restart_policy};
+use super::storage::validate_pvc_spec;
 use crate::error::Cause;
 
 const SELECTOR_MISMATCH: &str = "`selector` does not match template `labels`";
@@ -114,11 +114,6 @@ pub(crate) fn default_labels(obj: &mut Value, labels: Value) {
     if let Some(meta) = object_mut(obj, "metadata").filter(|m| is_unset(m.get("labels"))) {
         meta["labels"] = labels;
     }
-}
-
-fn spec_of(obj: &Value) -> &Value {
-    static NULL: Value = Value::Null;
-    obj.get("spec").unwrap_or(&NULL)
 }
 
 fn nonnegative_spec_fields(spec: &Value, fields: &[&str], errs: &mut Vec<Cause>) {
@@ -319,7 +314,7 @@ pub(crate) fn default_stateful_set(obj: &mut Value) {
             set_default_str(policy, "whenScaled", "Retain");
         }
         for claim in items_mut(spec, "volumeClaimTemplates") {
-            super::other::default_persistent_volume_claim(claim);
+            super::storage::default_persistent_volume_claim(claim);
         }
         default_pod_template(spec.get_mut("template"));
     });

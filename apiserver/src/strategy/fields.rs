@@ -267,3 +267,21 @@ pub(crate) fn int_or_percent(
         }
     }
 }
+
+/// The object's `spec`, or null (validation treats a missing spec like an empty one).
+pub(crate) fn spec_of(obj: &Value) -> &Value {
+    static NULL: Value = Value::Null;
+    obj.get("spec").unwrap_or(&NULL)
+}
+
+/// Whether `s` is an IPv4 or IPv6 CIDR (`10.0.0.0/24`).
+pub(crate) fn is_cidr(s: &str) -> bool {
+    let Some((ip, prefix)) = s.split_once('/') else {
+        return false;
+    };
+    match (ip.parse::<std::net::IpAddr>(), prefix.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(p)) => p <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(p)) => p <= 128,
+        _ => false,
+    }
+}

@@ -9,13 +9,17 @@
 
 mod apps;
 mod batch;
+mod core;
 mod decode;
 mod fields;
 mod meta;
+mod networking;
 mod other;
 mod pod;
 pub mod quantity;
+mod rbac;
 mod service;
+mod storage;
 
 #[cfg(test)]
 mod tests;
@@ -93,37 +97,37 @@ strategy!(
 strategy!(
     NODE,
     core_v1::Node,
-    other::default_node,
-    other::validate_node,
-    other::validate_node_update
+    core::default_node,
+    core::validate_node,
+    core::validate_node_update
 );
 strategy!(
     NAMESPACE,
     core_v1::Namespace,
-    other::default_namespace,
-    other::validate_namespace,
-    other::validate_namespace_update
+    core::default_namespace,
+    core::validate_namespace,
+    core::validate_namespace_update
 );
 strategy!(
     CONFIG_MAP,
     core_v1::ConfigMap,
     no_defaults,
-    other::validate_config_map,
-    other::validate_config_map_update
+    core::validate_config_map,
+    core::validate_config_map_update
 );
 strategy!(
     SECRET,
     core_v1::Secret,
-    other::default_secret,
-    other::validate_secret,
-    other::validate_secret_update
+    core::default_secret,
+    core::validate_secret,
+    core::validate_secret_update
 );
 strategy!(
     EVENT,
     core_v1::Event,
     no_defaults,
-    other::validate_event,
-    other::validate_event_update
+    core::validate_event,
+    core::validate_event_update
 );
 strategy!(
     REPLICATION_CONTROLLER,
@@ -136,43 +140,43 @@ strategy!(
     SERVICE_ACCOUNT,
     core_v1::ServiceAccount,
     no_defaults,
-    other::validate_service_account,
-    other::validate_service_account_update
+    core::validate_service_account,
+    core::validate_service_account_update
 );
 strategy!(
     PERSISTENT_VOLUME,
     core_v1::PersistentVolume,
-    other::default_persistent_volume,
-    other::validate_persistent_volume,
-    other::validate_persistent_volume_update
+    storage::default_persistent_volume,
+    storage::validate_persistent_volume,
+    storage::validate_persistent_volume_update
 );
 strategy!(
     PERSISTENT_VOLUME_CLAIM,
     core_v1::PersistentVolumeClaim,
-    other::default_persistent_volume_claim,
-    other::validate_persistent_volume_claim,
-    other::validate_persistent_volume_claim_update
+    storage::default_persistent_volume_claim,
+    storage::validate_persistent_volume_claim,
+    storage::validate_persistent_volume_claim_update
 );
 strategy!(
     LIMIT_RANGE,
     core_v1::LimitRange,
-    other::default_limit_range,
-    other::validate_limit_range,
-    other::validate_limit_range_update
+    core::default_limit_range,
+    core::validate_limit_range,
+    core::validate_limit_range_update
 );
 strategy!(
     RESOURCE_QUOTA,
     core_v1::ResourceQuota,
     no_defaults,
-    other::validate_resource_quota,
-    other::validate_resource_quota_update
+    core::validate_resource_quota,
+    core::validate_resource_quota_update
 );
 strategy!(
     BINDING,
     core_v1::Binding,
     no_defaults,
-    other::validate_binding,
-    other::validate_binding_update
+    core::validate_binding,
+    core::validate_binding_update
 );
 strategy!(
     DEPLOYMENT,
@@ -233,44 +237,44 @@ strategy!(
 strategy!(
     NETWORK_POLICY,
     networking_v1::NetworkPolicy,
-    other::default_network_policy,
-    other::validate_network_policy,
-    other::validate_network_policy_update
+    networking::default_network_policy,
+    networking::validate_network_policy,
+    networking::validate_network_policy_update
 );
 strategy!(
     INGRESS,
     networking_v1::Ingress,
     no_defaults,
-    other::validate_ingress,
-    other::validate_ingress_update
+    networking::validate_ingress,
+    networking::validate_ingress_update
 );
 strategy!(
     ROLE,
     rbac_v1::Role,
     no_defaults,
-    other::validate_role,
-    other::validate_role_update
+    rbac::validate_role,
+    rbac::validate_role_update
 );
 strategy!(
     CLUSTER_ROLE,
     rbac_v1::ClusterRole,
     no_defaults,
-    other::validate_cluster_role,
-    other::validate_cluster_role_update
+    rbac::validate_cluster_role,
+    rbac::validate_cluster_role_update
 );
 strategy!(
     ROLE_BINDING,
     rbac_v1::RoleBinding,
-    other::default_role_binding,
-    other::validate_role_binding,
-    other::validate_role_binding_update
+    rbac::default_role_binding,
+    rbac::validate_role_binding,
+    rbac::validate_role_binding_update
 );
 strategy!(
     CLUSTER_ROLE_BINDING,
     rbac_v1::ClusterRoleBinding,
-    other::default_role_binding,
-    other::validate_cluster_role_binding,
-    other::validate_cluster_role_binding_update
+    rbac::default_role_binding,
+    rbac::validate_cluster_role_binding,
+    rbac::validate_cluster_role_binding_update
 );
 strategy!(
     HPA,
