@@ -116,7 +116,9 @@ impl Allocator {
     /// Reserves `ip` if given (422 when taken or outside the range), else a free address.
     pub async fn allocate_ip(&self, ip: Option<&str>, field: &str) -> Result<String, Error> {
         if let Some(ip) = ip {
-            let parsed: Ipv4Addr = ip.parse().map_err(|_| invalid(field, ip, "must be a valid IP address"))?;
+            let parsed: Ipv4Addr = ip
+                .parse()
+                .map_err(|_| invalid(field, ip, "must be a valid IP address"))?;
             if !self.service_range.contains(parsed) {
                 return Err(invalid(
                     field,
@@ -166,7 +168,11 @@ impl Allocator {
             }
             return match self.claim(&format!("{PORT_PREFIX}{port}")).await? {
                 true => Ok(port),
-                false => Err(invalid(field, &port.to_string(), "provided port is already allocated")),
+                false => Err(invalid(
+                    field,
+                    &port.to_string(),
+                    "provided port is already allocated",
+                )),
             };
         }
         let size = self.node_ports.size();
@@ -187,7 +193,10 @@ impl Allocator {
 
     /// Takes back a NodePort.
     pub async fn release_port(&self, port: u16) {
-        let _ = self.store.delete(&format!("{PORT_PREFIX}{port}"), None).await;
+        let _ = self
+            .store
+            .delete(&format!("{PORT_PREFIX}{port}"), None)
+            .await;
     }
 
     async fn claim(&self, key: &str) -> Result<bool, Error> {

@@ -111,7 +111,10 @@ pub fn prepare_update(new: &mut Value, old: &Value, tracks_generation: bool) {
     }
     meta.remove("selfLink");
     if tracks_generation {
-        let old_generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+        let old_generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let generation = if spec_changed {
             old_generation + 1
         } else {
@@ -206,7 +209,8 @@ mod tests {
 
     #[test]
     fn create_sets_server_fields_and_clears_client_ones() {
-        let mut obj = json!({"metadata": {"name": "x", "resourceVersion": "5", "deletionTimestamp": "t"}});
+        let mut obj =
+            json!({"metadata": {"name": "x", "resourceVersion": "5", "deletionTimestamp": "t"}});
         prepare_create(&mut obj, "u1", "2026-01-01T00:00:00Z", true);
         assert_eq!(obj["metadata"]["uid"], "u1");
         assert_eq!(obj["metadata"]["generation"], 1);
@@ -233,6 +237,9 @@ mod tests {
         let mut main = new.clone();
         keep_status(&mut main, &old);
         assert_eq!(main, json!({"spec": {"a": 2}, "status": {"b": 1}}));
-        assert_eq!(take_status(&new, &old), json!({"spec": {"a": 1}, "status": {"b": 2}}));
+        assert_eq!(
+            take_status(&new, &old),
+            json!({"spec": {"a": 1}, "status": {"b": 2}})
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tracing::{info_span, Instrument};
+use tracing::{Instrument, info_span};
 
 use crate::allocator::Allocator;
 use crate::error::{Cause, Error};
@@ -24,7 +24,8 @@ use crate::strategy;
 use crate::watchcache::{CacheConfig, Subscription, WatchCache, WatchStart};
 
 /// Namespaces that exist from the start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// How many times a write retries after losing a compare-and-swap race.
 const MAX_RETRIES: usize = 32;
@@ -111,7 +112,8 @@ impl DeleteOptions {
                 });
             }
         }
-        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && propagation.is_none() {
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && propagation.is_none()
+        {
             propagation = Some("Orphan".into());
         }
         let dry_run = match v.get("dryRun") {
@@ -211,7 +213,10 @@ fn storage_error(rt: &ResourceType, name: &str, e: StorageError) -> Error {
             name: name.to_string(),
         },
         StorageError::Conflict { .. } => conflict(rt, name),
-        StorageError::Compacted { requested, compacted } => Error::Gone(format!(
+        StorageError::Compacted {
+            requested,
+            compacted,
+        } => Error::Gone(format!(
             "too old resource version: {requested} ({compacted})"
         )),
         StorageError::Unavailable(m) => Error::Internal(format!("storage unavailable: {m}")),
@@ -260,7 +265,12 @@ impl Registry {
     pub async fn new(store: Arc<dyn Store>, config: RegistryConfig) -> Result<Arc<Self>, Error> {
         let caches = resources::RESOURCES
             .iter()
-            .map(|rt| ((rt.group, rt.resource), WatchCache::start(rt, store.clone(), config.cache)))
+            .map(|rt| {
+                (
+                    (rt.group, rt.resource),
+                    WatchCache::start(rt, store.clone(), config.cache),
+                )
+            })
             .collect::<HashMap<_, _>>();
         for cache in caches.values() {
             cache.wait_ready().await;
@@ -290,7 +300,10 @@ impl Registry {
         let ns_rt = resources::lookup("", "v1", "namespaces").expect("namespaces served");
         for ns in SYSTEM_NAMESPACES {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create(ns_rt, None, body, &WriteOptions::default()).await {
+            match self
+                .create(ns_rt, None, body, &WriteOptions::default())
+                .await
+            {
                 Ok(_) | Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -301,9 +314,19 @@ impl Registry {
     // ----- reads -----
 
     /// Reads one object from the store.
-    pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, Error> {
+    pub async fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, Error> {
         let key = rt.key(ns, name);
-        match self.store.get(&key).await.map_err(|e| storage_error(rt, name, e))? {
+        match self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| storage_error(rt, name, e))?
+        {
             Some(kv) => decode_stored(&kv.value, kv.mod_revision),
             None => Err(Error::NotFound {
                 resource: rt.group_resource(),
@@ -313,8 +336,18 @@ impl Registry {
     }
 
     /// Lists from the cache; a consistent read unless `resourceVersion` is given.
-    pub async fn list(&self, rt: &ResourceType, ns: Option<&str>, opts: &ListOptions) -> Result<Listed, Error> {
-        let filter = Filter::parse(rt, ns, opts.label_selector.as_deref(), opts.field_selector.as_deref())?;
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Listed, Error> {
+        let filter = Filter::parse(
+            rt,
+            ns,
+            opts.label_selector.as_deref(),
+            opts.field_selector.as_deref(),
+        )?;
         let cache = self.cache(rt);
         let continued = match opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
             Some(token) => Some(decode_continue(token)?),
@@ -342,7 +375,8 @@ impl Registry {
                 }
             }
         }
-        let (mut items, revision) = cache.snapshot(&filter, continued.as_ref().map(|(_, k)| k.as_str()));
+        let (mut items, revision) =
+            cache.snapshot(&filter, continued.as_ref().map(|(_, k)| k.as_str()));
         let revision = continued.as_ref().map(|(rv, _)| *rv).unwrap_or(revision);
         let mut continue_token = None;
         let mut remaining = None;
@@ -399,9 +433,16 @@ impl Registry {
     {
         let key = rt.key(ns, name);
         for _ in 0..MAX_RETRIES {
-            let current = self.store.get(&key).await.map_err(|e| storage_error(rt, name, e))?;
+            let current = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| storage_error(rt, name, e))?;
             let (current_obj, current_rev) = match &current {
-                Some(kv) => (Some(decode_stored(&kv.value, kv.mod_revision)?), kv.mod_revision),
+                Some(kv) => (
+                    Some(decode_stored(&kv.value, kv.mod_revision)?),
+                    kv.mod_revision,
+                ),
                 None => (None, 0),
             };
             let decision = decide(current_obj.as_ref())?;
@@ -417,19 +458,33 @@ impl Registry {
                     objmeta::set_resource_version(&mut v, rev);
                     (v, true)
                 }),
-                Decision::Put(mut v) => self.store.update(&key, encode(&v), current_rev).await.map(|rev| {
-                    objmeta::set_resource_version(&mut v, rev);
-                    (v, false)
-                }),
-                Decision::Delete(mut v) => self.store.delete(&key, Some(current_rev)).await.map(|(_, rev)| {
-                    objmeta::set_resource_version(&mut v, rev);
-                    self.after_delete(rt, &v);
-                    (v, false)
-                }),
+                Decision::Put(mut v) => {
+                    self.store
+                        .update(&key, encode(&v), current_rev)
+                        .await
+                        .map(|rev| {
+                            objmeta::set_resource_version(&mut v, rev);
+                            (v, false)
+                        })
+                }
+                Decision::Delete(mut v) => {
+                    self.store
+                        .delete(&key, Some(current_rev))
+                        .await
+                        .map(|(_, rev)| {
+                            objmeta::set_resource_version(&mut v, rev);
+                            self.after_delete(rt, &v);
+                            (v, false)
+                        })
+                }
             };
             match result {
                 Ok(done) => return Ok(done),
-                Err(StorageError::Conflict { .. } | StorageError::AlreadyExists(_) | StorageError::NotFound(_)) => {
+                Err(
+                    StorageError::Conflict { .. }
+                    | StorageError::AlreadyExists(_)
+                    | StorageError::NotFound(_),
+                ) => {
                     continue;
                 }
                 Err(e) => return Err(storage_error(rt, name, e)),
@@ -501,7 +556,10 @@ impl Registry {
             } else {
                 meta.remove("namespace");
             }
-            let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let has_name = meta
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
             if !has_name {
                 if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
                     if !prefix.is_empty() {
@@ -512,7 +570,12 @@ impl Registry {
             }
         }
         let now = now_rfc3339();
-        objmeta::prepare_create(&mut obj, &uuid::Uuid::new_v4().to_string(), &now, rt.tracks_generation);
+        objmeta::prepare_create(
+            &mut obj,
+            &uuid::Uuid::new_v4().to_string(),
+            &now,
+            rt.tracks_generation,
+        );
         reset_status_on_create(rt, &mut obj);
         let strategy = strategy::strategy_for(rt.group, rt.kind);
         (strategy.default)(&mut obj);
@@ -548,12 +611,20 @@ impl Registry {
             };
             let key = rt.key(ns, &name);
             if opts.dry_run {
-                return Ok(Written { object: obj, created: true, warnings });
+                return Ok(Written {
+                    object: obj,
+                    created: true,
+                    warnings,
+                });
             }
             match self.store.create(&key, encode(&obj)).await {
                 Ok(rev) => {
                     objmeta::set_resource_version(&mut obj, rev);
-                    Ok(Written { object: obj, created: true, warnings })
+                    Ok(Written {
+                        object: obj,
+                        created: true,
+                        warnings,
+                    })
                 }
                 Err(e) => {
                     self.release(&allocated).await;
@@ -614,12 +685,17 @@ impl Registry {
                     })
                     .await?;
                 if let (Some(old), false) = (old_service, opts.dry_run) {
-                    self.reconcile_service_allocations(rt, &old, &result.0).await;
+                    self.reconcile_service_allocations(rt, &old, &result.0)
+                        .await;
                 }
                 result
             }
         };
-        Ok(Written { object: obj, created, warnings })
+        Ok(Written {
+            object: obj,
+            created,
+            warnings,
+        })
     }
 
     /// The pure part of an update: merge rules, defaults, validation, finalizer completion.
@@ -650,9 +726,19 @@ impl Registry {
             return Err(invalid(rt, objmeta::name(cur), causes));
         }
         if let Some(manager) = &opts.field_manager {
-            patch::record_update(rt.group, rt.kind, Some(cur), &mut new, manager, &now_rfc3339());
+            patch::record_update(
+                rt.group,
+                rt.kind,
+                Some(cur),
+                &mut new,
+                manager,
+                &now_rfc3339(),
+            );
         }
-        if objmeta::is_terminating(&new) && objmeta::finalizers(&new).is_empty() && !is_graceful_pod(rt, &new) {
+        if objmeta::is_terminating(&new)
+            && objmeta::finalizers(&new).is_empty()
+            && !is_graceful_pod(rt, &new)
+        {
             return Ok(Decision::Delete(new));
         }
         if same_object(&new, cur) {
@@ -704,9 +790,12 @@ impl Registry {
                     &now,
                 )
                 .map_err(patch_error(rt, name))?;
-                let decoded = self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
+                let decoded =
+                    self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
                 if objmeta::name(&decoded) != name {
-                    return Err(Error::bad_request("the name of the object does not match the name on the URL"));
+                    return Err(Error::bad_request(
+                        "the name of the object does not match the name on the URL",
+                    ));
                 }
                 self.check_namespace(rt, ns).await?;
                 let mut plain = opts.clone();
@@ -727,7 +816,11 @@ impl Registry {
                     self.release(&allocated).await;
                 }
                 let (object, created) = result?;
-                return Ok(Written { object, created, warnings });
+                return Ok(Written {
+                    object,
+                    created,
+                    warnings,
+                });
             }
         }
         existing?;
@@ -754,7 +847,8 @@ impl Registry {
                         &now,
                     )
                     .map_err(patch_error(rt, name))?,
-                    None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body).map_err(patch_error(rt, name))?,
+                    None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body)
+                        .map_err(patch_error(rt, name))?,
                 };
                 let mut w = Vec::new();
                 let decoded = self.decode_body(rt, patched, opts.field_validation, &mut w)?;
@@ -769,7 +863,11 @@ impl Registry {
         if let (Some(old), false) = (old, opts.dry_run) {
             self.reconcile_service_allocations(rt, &old, &object).await;
         }
-        Ok(Written { object, created, warnings })
+        Ok(Written {
+            object,
+            created,
+            warnings,
+        })
     }
 
     /// DELETE: graceful for scheduled pods, deferred while finalizers remain, else immediate.
@@ -806,7 +904,10 @@ impl Registry {
         let mut deleted = Vec::new();
         for item in listed.items {
             let name = objmeta::name(&item).to_string();
-            match self.delete(rt, objmeta::namespace(&item), &name, opts).await {
+            match self
+                .delete(rt, objmeta::namespace(&item), &name, opts)
+                .await
+            {
                 Ok(v) => deleted.push(v),
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -848,11 +949,20 @@ impl Registry {
                 Ok(Decision::Put(new))
             })
             .await?;
-        Ok(Written { object, created: false, warnings: Vec::new() })
+        Ok(Written {
+            object,
+            created: false,
+            warnings: Vec::new(),
+        })
     }
 
     /// GET .../scale: the `autoscaling/v1` Scale view.
-    pub async fn get_scale(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, Error> {
+    pub async fn get_scale(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, Error> {
         let obj = self.get(rt, ns, name).await?;
         Ok(scale_of(&obj))
     }
@@ -876,7 +986,8 @@ impl Registry {
                 let new_scale = match &change {
                     ScaleChange::Replace(v) => v.clone(),
                     ScaleChange::Patch(t, body) => {
-                        patch::apply_patch("autoscaling", "Scale", &scale, *t, body).map_err(patch_error(rt, name))?
+                        patch::apply_patch("autoscaling", "Scale", &scale, *t, body)
+                            .map_err(patch_error(rt, name))?
                     }
                 };
                 if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok) {
@@ -886,15 +997,18 @@ impl Registry {
                 }
                 let replicas = match new_scale.pointer("/spec/replicas") {
                     None | Some(Value::Null) => 0,
-                    Some(r) => r.as_i64().filter(|r| *r >= 0).ok_or_else(|| Error::Invalid {
-                        kind: "Scale.autoscaling".into(),
-                        name: name.to_string(),
-                        causes: vec![Cause::invalid(
-                            "spec.replicas",
-                            r,
-                            "must be greater than or equal to 0",
-                        )],
-                    })?,
+                    Some(r) => r
+                        .as_i64()
+                        .filter(|r| *r >= 0)
+                        .ok_or_else(|| Error::Invalid {
+                            kind: "Scale.autoscaling".into(),
+                            name: name.to_string(),
+                            causes: vec![Cause::invalid(
+                                "spec.replicas",
+                                r,
+                                "must be greater than or equal to 0",
+                            )],
+                        })?,
                 };
                 let mut new = cur.clone();
                 new["spec"]["replicas"] = json!(replicas);
@@ -905,7 +1019,13 @@ impl Registry {
     }
 
     /// POST pods/binding: assigns a pod to a node, once.
-    pub async fn bind(&self, rt: &ResourceType, ns: Option<&str>, name: &str, binding: &Value) -> Result<(), Error> {
+    pub async fn bind(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        binding: &Value,
+    ) -> Result<(), Error> {
         let node = binding
             .pointer("/target/name")
             .and_then(Value::as_str)
@@ -928,7 +1048,11 @@ impl Registry {
                     message: "pod is being deleted, cannot be assigned to a host".into(),
                 });
             }
-            if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(existing) = cur
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 return Err(Error::Conflict {
                     resource: rt.group_resource(),
                     name: name.to_string(),
@@ -945,28 +1069,46 @@ impl Registry {
     }
 
     /// POST pods/eviction: deletes the pod unless a PodDisruptionBudget forbids it.
-    pub async fn evict(&self, rt: &ResourceType, ns: Option<&str>, name: &str, eviction: &Value) -> Result<(), Error> {
+    pub async fn evict(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        eviction: &Value,
+    ) -> Result<(), Error> {
         let pod = self.get(rt, ns, name).await?;
-        let pdb_rt = resources::lookup("policy", "v1", "poddisruptionbudgets").expect("pdbs served");
-        let pdbs = self
-            .list(pdb_rt, ns, &ListOptions::default())
-            .await?;
-        let labels = pod.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+        let pdb_rt =
+            resources::lookup("policy", "v1", "poddisruptionbudgets").expect("pdbs served");
+        let pdbs = self.list(pdb_rt, ns, &ListOptions::default()).await?;
+        let labels = pod
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         for pdb in &pdbs.items {
-            let Some(sel) = pdb.pointer("/spec/selector") else { continue };
-            let Ok(selector) = runtime::selector::LabelSelector::from_label_selector_json(sel) else {
+            let Some(sel) = pdb.pointer("/spec/selector") else {
+                continue;
+            };
+            let Ok(selector) = runtime::selector::LabelSelector::from_label_selector_json(sel)
+            else {
                 continue;
             };
             if selector.is_empty() || !selector.matches_json(&labels) {
                 continue;
             }
-            let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+            let allowed = pdb
+                .pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if allowed < 1 {
                 return Err(Error::TooManyRequests(format!(
                     "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} needs {} healthy pods and has {} currently",
                     objmeta::name(pdb),
-                    pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
-                    pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0),
+                    pdb.pointer("/status/desiredHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                    pdb.pointer("/status/currentHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
                 )));
             }
         }
@@ -995,8 +1137,16 @@ impl Registry {
         Ok(done)
     }
 
-    async fn allocate_service_inner(&self, obj: &mut Value, done: &mut Vec<Allocation>) -> Result<(), Error> {
-        let svc_type = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    async fn allocate_service_inner(
+        &self,
+        obj: &mut Value,
+        done: &mut Vec<Allocation>,
+    ) -> Result<(), Error> {
+        let svc_type = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         if svc_type == "ExternalName" {
             return Ok(());
         }
@@ -1006,7 +1156,10 @@ impl Registry {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
         if requested.as_deref() != Some("None") {
-            let ip = self.allocator.allocate_ip(requested.as_deref(), "spec.clusterIP").await?;
+            let ip = self
+                .allocator
+                .allocate_ip(requested.as_deref(), "spec.clusterIP")
+                .await?;
             done.push(Allocation::Ip(ip.clone()));
             obj["spec"]["clusterIP"] = json!(ip);
             obj["spec"]["clusterIPs"] = json!([ip]);
@@ -1016,9 +1169,15 @@ impl Registry {
         if svc_type == "NodePort" || svc_type == "LoadBalancer" {
             if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
                 for (i, port) in ports.iter_mut().enumerate() {
-                    let wanted = port.get("nodePort").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
+                    let wanted = port
+                        .get("nodePort")
+                        .and_then(Value::as_u64)
+                        .and_then(|p| u16::try_from(p).ok());
                     let field = format!("spec.ports[{i}].nodePort");
-                    let p = self.allocator.allocate_port(wanted.filter(|p| *p != 0), &field).await?;
+                    let p = self
+                        .allocator
+                        .allocate_port(wanted.filter(|p| *p != 0), &field)
+                        .await?;
                     done.push(Allocation::Port(p));
                     port["nodePort"] = json!(p);
                 }
@@ -1061,7 +1220,11 @@ impl Registry {
         }
         allocations.extend(node_ports(obj).into_iter().map(Allocation::Port));
         let store = self.store.clone();
-        let allocator = Allocator::new(store, self.allocator.service_range, self.allocator.node_ports);
+        let allocator = Allocator::new(
+            store,
+            self.allocator.service_range,
+            self.allocator.node_ports,
+        );
         tokio::spawn(async move {
             for a in allocations {
                 match a {
@@ -1162,7 +1325,13 @@ pub fn decode_as(
                     causes: decoded
                         .unknown_fields
                         .iter()
-                        .map(|f| Cause::new("FieldValueInvalid", f.clone(), format!("unknown field \"{f}\"")))
+                        .map(|f| {
+                            Cause::new(
+                                "FieldValueInvalid",
+                                f.clone(),
+                                format!("unknown field \"{f}\""),
+                            )
+                        })
                         .collect(),
                 });
             }
@@ -1203,7 +1372,9 @@ fn decide_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> Result
             return Err(Error::Conflict {
                 resource: rt.group_resource(),
                 name,
-                message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                message: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             });
         }
     }
@@ -1297,16 +1468,22 @@ fn decide_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> Result
 /// Kubernetes resets status on create for kinds whose status a controller owns, and starts pods
 /// and namespaces in their first phase.
 fn reset_status_on_create(rt: &ResourceType, obj: &mut Value) {
-    let Some(map) = obj.as_object_mut() else { return };
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
     match (rt.group, rt.kind) {
         ("", "Pod") => {
             let qos = qos_class(map.get("spec").unwrap_or(&Value::Null));
-            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            map.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
         }
         ("", "Namespace") => {
             map.insert("status".into(), json!({"phase": "Active"}));
         }
-        ("", "Node") | ("", "PersistentVolume") | ("", "PersistentVolumeClaim") | ("", "Event") => {}
+        ("", "Node") | ("", "PersistentVolume") | ("", "PersistentVolumeClaim") | ("", "Event") => {
+        }
         _ if rt.has_status() => {
             map.insert("status".into(), json!({}));
         }
@@ -1364,7 +1541,10 @@ fn set_condition(obj: &mut Value, cond_type: &str, status: &str) {
     }
     let list = conditions.as_array_mut().expect("array ensured above");
     let new = json!({"type": cond_type, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
-    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(cond_type)) {
+    match list
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(cond_type))
+    {
         Some(c) => *c = new,
         None => list.push(new),
     }
@@ -1377,7 +1557,9 @@ fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
         return;
     }
     for field in ["clusterIP", "clusterIPs"] {
-        let missing = new.pointer(&format!("/spec/{field}")).is_none_or(|v| v.is_null() || v == "");
+        let missing = new
+            .pointer(&format!("/spec/{field}"))
+            .is_none_or(|v| v.is_null() || v == "");
         if missing {
             if let Some(v) = old.pointer(&format!("/spec/{field}")) {
                 if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
@@ -1386,7 +1568,11 @@ fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
             }
         }
     }
-    let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut() {
             if port.get("nodePort").is_some_and(|p| !p.is_null()) {
@@ -1394,7 +1580,8 @@ fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
             }
             let matching = old_ports.iter().find(|o| {
                 o.get("port") == port.get("port")
-                    && o.get("protocol").unwrap_or(&json!("TCP")) == port.get("protocol").unwrap_or(&json!("TCP"))
+                    && o.get("protocol").unwrap_or(&json!("TCP"))
+                        == port.get("protocol").unwrap_or(&json!("TCP"))
             });
             if let Some(np) = matching.and_then(|o| o.get("nodePort")) {
                 port["nodePort"] = np.clone();
@@ -1436,7 +1623,11 @@ fn encode_continue(revision: i64, last_key: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(i64, String), Error> {
     use base64::Engine;
-    let bad = || Error::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version skiff/v1)");
+    let bad = || {
+        Error::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version skiff/v1)",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
@@ -1453,15 +1644,23 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
         let t = encode_continue(42, "/registry/pods/default/a");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "/registry/pods/default/a".into()));
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "/registry/pods/default/a".into())
+        );
         assert!(decode_continue("!!!").is_err());
     }
 
     #[test]
     fn qos_classes() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
         assert_eq!(
-            qos_class(&json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]})),
+            qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
+        assert_eq!(
+            qos_class(
+                &json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]})
+            ),
             "Guaranteed"
         );
         assert_eq!(
@@ -1483,8 +1682,14 @@ mod tests {
             decide_delete(rt, &unscheduled, &DeleteOptions::default()).unwrap(),
             Decision::Delete(_)
         ));
-        let opts = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
-        assert!(matches!(decide_delete(rt, &pod, &opts).unwrap(), Decision::Delete(_)));
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_delete(rt, &pod, &opts).unwrap(),
+            Decision::Delete(_)
+        ));
     }
 
     #[test]
@@ -1495,7 +1700,13 @@ mod tests {
             Decision::Put(c) => assert!(c["metadata"]["deletionTimestamp"].is_string()),
             _ => panic!("expected deletion to wait for the finalizer"),
         }
-        let opts = DeleteOptions { precondition_uid: Some("other".into()), ..Default::default() };
-        assert!(matches!(decide_delete(rt, &cm, &opts), Err(Error::Conflict { .. })));
+        let opts = DeleteOptions {
+            precondition_uid: Some("other".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_delete(rt, &cm, &opts),
+            Err(Error::Conflict { .. })
+        ));
     }
 }

@@ -260,7 +260,9 @@ pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static Res
 
 /// The resource of a kind, e.g. for objects named by `apiVersion` and `kind`.
 pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The group-versions served, in discovery order, with the core group first.
@@ -306,12 +308,20 @@ mod tests {
     #[test]
     fn lookup_finds_core_and_group_resources() {
         assert_eq!(lookup("", "v1", "pods").unwrap().kind, "Pod");
-        assert_eq!(lookup("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            lookup("apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert!(lookup("apps", "v1", "pods").is_none());
         assert_eq!(
-            lookup("apps", "v1", "deployments").unwrap().key(Some("default"), "web"),
+            lookup("apps", "v1", "deployments")
+                .unwrap()
+                .key(Some("default"), "web"),
             "/registry/apps/deployments/default/web"
         );
-        assert_eq!(lookup("", "v1", "nodes").unwrap().key(None, "n1"), "/registry/nodes/n1");
+        assert_eq!(
+            lookup("", "v1", "nodes").unwrap().key(None, "n1"),
+            "/registry/nodes/n1"
+        );
     }
 }

@@ -152,11 +152,21 @@ fn event_from_store(ev: StoreEvent) -> Option<CacheEvent> {
             } else {
                 EventType::Added
             };
-            Some(CacheEvent::new(kv.mod_revision, event_type, Arc::new(obj), prev))
+            Some(CacheEvent::new(
+                kv.mod_revision,
+                event_type,
+                Arc::new(obj),
+                prev,
+            ))
         }
         StoreEvent::Delete { prev, revision } => {
             let obj = Arc::new(decode(&prev, revision)?);
-            Some(CacheEvent::new(revision, EventType::Deleted, obj.clone(), Some(obj)))
+            Some(CacheEvent::new(
+                revision,
+                EventType::Deleted,
+                obj.clone(),
+                Some(obj),
+            ))
         }
         StoreEvent::Progress { .. } => None,
     }
@@ -201,7 +211,11 @@ pub struct WatchCache {
 
 impl WatchCache {
     /// Creates the cache and starts the task that feeds it from the store.
-    pub fn start(rt: &'static ResourceType, store: Arc<dyn Store>, config: CacheConfig) -> Arc<Self> {
+    pub fn start(
+        rt: &'static ResourceType,
+        store: Arc<dyn Store>,
+        config: CacheConfig,
+    ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(config.watcher_buffer);
         let cache = Arc::new(Self {
             rt,
@@ -317,9 +331,9 @@ impl WatchCache {
                         initial: Vec::new(),
                         live: Live::Store(stream),
                     }),
-                    Err(crate::storage::StorageError::Compacted { .. }) => Err(Error::Gone(format!(
-                        "too old resource version: {rv} ({oldest})"
-                    ))),
+                    Err(crate::storage::StorageError::Compacted { .. }) => Err(Error::Gone(
+                        format!("too old resource version: {rv} ({oldest})"),
+                    )),
                     Err(e) => Err(storage_error(e)),
                 };
             }
@@ -392,9 +406,8 @@ impl WatchCache {
             },
             StoreEvent::Delete { prev, revision } => {
                 let last = state.objects.remove(&prev.key);
-                decode(&prev, revision).map(|obj| {
-                    CacheEvent::new(revision, EventType::Deleted, Arc::new(obj), last)
-                })
+                decode(&prev, revision)
+                    .map(|obj| CacheEvent::new(revision, EventType::Deleted, Arc::new(obj), last))
             }
         };
         if revision > state.revision {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver::registry::RegistryConfig;
-use apiserver::watchcache::CacheConfig;
 use apiserver::storage::Store;
-use apiserver::storage::embedded::EmbeddedStore;
+use apiserver::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use apiserver::storage::etcd::EtcdStore;
+use apiserver::watchcache::CacheConfig;
 use apiserver::{ApiServer, ServerConfig};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -35,9 +35,13 @@ pub struct ServerArgs {
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 60)]
     bookmark_interval: u64,
-    /// Events each watch cache keeps for watches resuming from a past resourceVersion.
+    /// Revisions of history kept for watches resuming from a past resourceVersion: the events
+    /// each watch cache holds, and the embedded store's history before auto-compaction.
     #[arg(long, default_value_t = 10_000)]
-    watch_history: usize,
+    history: usize,
+    /// Seconds between compactions of etcd (to the revision seen one interval earlier).
+    #[arg(long, default_value_t = 300)]
+    etcd_compaction_interval: u64,
 }
 
 /// Everything that can stop `skiff server`.
@@ -63,16 +67,30 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
         node_port_range: args.node_port_range.parse().map_err(ServerError::Flag)?,
         cache: CacheConfig {
-            history: args.watch_history.max(1),
+            history: args.history.max(1),
             ..CacheConfig::default()
         },
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;
     let store: Arc<dyn Store> = if args.etcd_endpoints.is_empty() {
-        Arc::new(EmbeddedStore::open(&args.data_dir.join("store"))?)
+        let history = i64::try_from(args.history.max(1)).unwrap_or(i64::MAX);
+        let options = EmbeddedOptions {
+            retain_revisions: Some(history),
+            auto_compact_every: u64::try_from(history).unwrap_or(u64::MAX).clamp(1, 1000),
+            ..EmbeddedOptions::default()
+        };
+        Arc::new(EmbeddedStore::open_with(
+            &args.data_dir.join("store"),
+            options,
+        )?)
     } else {
-        Arc::new(EtcdStore::connect(&args.etcd_endpoints, None).await?)
+        let store = Arc::new(EtcdStore::connect(&args.etcd_endpoints, None).await?);
+        tokio::spawn(apiserver::storage::compact_periodically(
+            store.clone(),
+            Duration::from_secs(args.etcd_compaction_interval.max(1)),
+        ));
+        store
     };
     let config = ServerConfig {
         registry,

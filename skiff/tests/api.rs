@@ -26,7 +26,11 @@ fn deployment(name: &str, replicas: i64) -> Value {
 }
 
 fn rv(v: &Value) -> i64 {
-    v["metadata"]["resourceVersion"].as_str().expect("resourceVersion").parse().expect("numeric RV")
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .parse()
+        .expect("numeric RV")
 }
 
 async fn count(api: &Api, path: &str) -> usize {
@@ -48,7 +52,10 @@ async fn crud_metadata_and_optimistic_concurrency() {
     assert_eq!(obj["status"]["phase"], "Pending");
     // Defaults applied by the server.
     assert_eq!(obj["spec"]["restartPolicy"], "Always");
-    assert_eq!(obj["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        obj["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
     let first_rv = rv(obj);
 
     let again = api.post(PODS, &pod("web-1")).await;
@@ -80,10 +87,18 @@ async fn crud_metadata_and_optimistic_concurrency() {
 
     // Delete preconditions.
     let wrong_uid = api
-        .delete(&format!("{PODS}/web-1"), Some(&json!({"preconditions": {"uid": "other"}})))
+        .delete(
+            &format!("{PODS}/web-1"),
+            Some(&json!({"preconditions": {"uid": "other"}})),
+        )
         .await;
     assert_eq!(wrong_uid.code, 409);
-    let deleted = api.delete(&format!("{PODS}/web-1"), Some(&json!({"propagationPolicy": "Background"}))).await;
+    let deleted = api
+        .delete(
+            &format!("{PODS}/web-1"),
+            Some(&json!({"propagationPolicy": "Background"})),
+        )
+        .await;
     assert_eq!(deleted.code, 200, "{:?}", deleted.body);
     assert_eq!(api.get(&format!("{PODS}/web-1")).await.code, 404);
 }
@@ -94,40 +109,64 @@ async fn generation_names_and_namespaces() {
     let api = server.client();
 
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert_eq!(api.get(&format!("/api/v1/namespaces/{ns}")).await.code, 200, "{ns}");
+        assert_eq!(
+            api.get(&format!("/api/v1/namespaces/{ns}")).await.code,
+            200,
+            "{ns}"
+        );
     }
     let d = api.post(DEPLOYS, &deployment("web", 2)).await;
     assert_eq!(d.code, 201, "{:?}", d.body);
     assert_eq!(d.body["metadata"]["generation"], 1);
-    assert_eq!(d.body["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(
+        d.body["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        "25%"
+    );
     assert_eq!(d.body["spec"]["revisionHistoryLimit"], 10);
 
     // Label change: generation stays; spec change: generation moves.
     let p = api
-        .patch(&format!("{DEPLOYS}/web"), "application/merge-patch+json", r#"{"metadata":{"labels":{"x":"y"}}}"#)
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"x":"y"}}}"#,
+        )
         .await;
     assert_eq!(p.code, 200, "{:?}", p.body);
     assert_eq!(p.body["metadata"]["generation"], 1);
     let p = api
-        .patch(&format!("{DEPLOYS}/web"), "application/merge-patch+json", r#"{"spec":{"replicas":3}}"#)
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":3}}"#,
+        )
         .await;
     assert_eq!(p.body["metadata"]["generation"], 2);
 
     let generated = api
-        .post(CM, &json!({"metadata": {"generateName": "cfg-"}, "data": {"a": "b"}}))
+        .post(
+            CM,
+            &json!({"metadata": {"generateName": "cfg-"}, "data": {"a": "b"}}),
+        )
         .await;
     assert_eq!(generated.code, 201, "{:?}", generated.body);
     let name = generated.body["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
 
     let nowhere = api
-        .post("/api/v1/namespaces/missing/configmaps", &json!({"metadata": {"name": "a"}}))
+        .post(
+            "/api/v1/namespaces/missing/configmaps",
+            &json!({"metadata": {"name": "a"}}),
+        )
         .await;
     assert_eq!(nowhere.code, 404);
     assert_eq!(nowhere.body["details"]["kind"], "namespaces");
 
     let node = api
-        .post("/api/v1/nodes", &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}))
+        .post(
+            "/api/v1/nodes",
+            &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
+        )
         .await;
     assert_eq!(node.code, 201, "{:?}", node.body);
     assert!(node.body["metadata"].get("namespace").is_none());
@@ -139,7 +178,10 @@ async fn finalizers_and_graceful_pod_deletion() {
     let api = server.client();
 
     let c = api
-        .post(CM, &json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}))
+        .post(
+            CM,
+            &json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+        )
         .await;
     assert_eq!(c.code, 201);
     let d = api.delete(&format!("{CM}/held"), None).await;
@@ -148,7 +190,11 @@ async fn finalizers_and_graceful_pod_deletion() {
     assert_eq!(still.code, 200);
     assert!(still.body["metadata"]["deletionTimestamp"].is_string());
     let released = api
-        .patch(&format!("{CM}/held"), "application/merge-patch+json", r#"{"metadata":{"finalizers":null}}"#)
+        .patch(
+            &format!("{CM}/held"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
         .await;
     assert_eq!(released.code, 200, "{:?}", released.body);
     assert_eq!(api.get(&format!("{CM}/held")).await.code, 404);
@@ -179,7 +225,12 @@ async fn finalizers_and_graceful_pod_deletion() {
     assert_eq!(d.code, 200);
     assert_eq!(d.body["metadata"]["deletionGracePeriodSeconds"], 30);
     assert_eq!(api.get(&format!("{PODS}/bound")).await.code, 200);
-    let now = api.delete(&format!("{PODS}/bound"), Some(&json!({"gracePeriodSeconds": 0}))).await;
+    let now = api
+        .delete(
+            &format!("{PODS}/bound"),
+            Some(&json!({"gracePeriodSeconds": 0})),
+        )
+        .await;
     assert_eq!(now.code, 200);
     assert_eq!(api.get(&format!("{PODS}/bound")).await.code, 404);
 }
@@ -211,13 +262,24 @@ async fn status_and_scale_subresources() {
     assert_eq!(scale.body["spec"]["replicas"], 1);
     assert_eq!(scale.body["status"]["selector"], "app=web");
     let scaled = api
-        .patch(&format!("{DEPLOYS}/web/scale"), "application/merge-patch+json", r#"{"spec":{"replicas":5}}"#)
+        .patch(
+            &format!("{DEPLOYS}/web/scale"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":5}}"#,
+        )
         .await;
     assert_eq!(scaled.code, 200, "{:?}", scaled.body);
     assert_eq!(scaled.body["spec"]["replicas"], 5);
-    assert_eq!(api.get(&format!("{DEPLOYS}/web")).await.body["spec"]["replicas"], 5);
+    assert_eq!(
+        api.get(&format!("{DEPLOYS}/web")).await.body["spec"]["replicas"],
+        5
+    );
     let negative = api
-        .patch(&format!("{DEPLOYS}/web/scale"), "application/merge-patch+json", r#"{"spec":{"replicas":-1}}"#)
+        .patch(
+            &format!("{DEPLOYS}/web/scale"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":-1}}"#,
+        )
         .await;
     assert_eq!(negative.code, 422);
 }
@@ -233,7 +295,7 @@ async fn every_patch_type_and_dry_run() {
         .patch(
             &path,
             "application/strategic-merge-patch+json",
-            r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","image":"busybox"}]}}}}"#,
+            r#"{"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"web"},{"name":"side"}],"containers":[{"name":"side","image":"busybox"}]}}}}"#,
         )
         .await;
     assert_eq!(smp.code, 200, "{:?}", smp.body);
@@ -243,7 +305,11 @@ async fn every_patch_type_and_dry_run() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["web", "side"], "strategic merge keeps and adds by name");
+    assert_eq!(
+        names,
+        ["web", "side"],
+        "strategic merge keeps and adds by name, in $setElementOrder order"
+    );
 
     let remove = api
         .patch(
@@ -253,17 +319,31 @@ async fn every_patch_type_and_dry_run() {
         )
         .await;
     assert_eq!(remove.code, 200, "{:?}", remove.body);
-    assert_eq!(remove.body["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        remove.body["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let jp = api
-        .patch(&path, "application/json-patch+json", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#)
+        .patch(
+            &path,
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+        )
         .await;
     assert_eq!(jp.code, 200, "{:?}", jp.body);
     assert_eq!(jp.body["spec"]["replicas"], 4);
 
     let before = api.get(&path).await.body;
     let dry = api
-        .patch(&format!("{path}?dryRun=All"), "application/merge-patch+json", r#"{"spec":{"replicas":9}}"#)
+        .patch(
+            &format!("{path}?dryRun=All"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":9}}"#,
+        )
         .await;
     assert_eq!(dry.code, 200);
     assert_eq!(dry.body["spec"]["replicas"], 9);
@@ -272,7 +352,11 @@ async fn every_patch_type_and_dry_run() {
 
     // A stale resourceVersion inside a patch is a precondition.
     let stale = api
-        .patch(&path, "application/merge-patch+json", r#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":2}}"#)
+        .patch(
+            &path,
+            "application/merge-patch+json",
+            r#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":2}}"#,
+        )
         .await;
     assert_eq!(stale.code, 409);
 
@@ -285,7 +369,10 @@ async fn every_patch_type_and_dry_run() {
         )
         .await;
     assert_eq!(applied.code, 201, "{:?}", applied.body);
-    assert_eq!(applied.body["metadata"]["managedFields"][0]["manager"], "alice");
+    assert_eq!(
+        applied.body["metadata"]["managedFields"][0]["manager"],
+        "alice"
+    );
     let conflict = api
         .patch(
             "/api/v1/namespaces/default/configmaps/ssa?fieldManager=bob",
@@ -314,15 +401,33 @@ async fn selectors_paging_and_tables() {
         p["metadata"]["labels"]["tier"] = json!(if i % 2 == 0 { "even" } else { "odd" });
         assert_eq!(api.post(PODS, &p).await.code, 201);
     }
-    assert_eq!(count(&api, &format!("{PODS}?labelSelector=tier%3Deven")).await, 4);
-    assert_eq!(count(&api, &format!("{PODS}?labelSelector=tier%20in%20(odd)")).await, 3);
+    assert_eq!(
+        count(&api, &format!("{PODS}?labelSelector=tier%3Deven")).await,
+        4
+    );
+    assert_eq!(
+        count(&api, &format!("{PODS}?labelSelector=tier%20in%20(odd)")).await,
+        3
+    );
     assert_eq!(count(&api, &format!("{PODS}?labelSelector=!tier")).await, 0);
-    assert_eq!(count(&api, &format!("{PODS}?fieldSelector=metadata.name%3Dp3")).await, 1);
-    assert_eq!(count(&api, &format!("{PODS}?fieldSelector=status.phase!%3DRunning")).await, 7);
+    assert_eq!(
+        count(&api, &format!("{PODS}?fieldSelector=metadata.name%3Dp3")).await,
+        1
+    );
+    assert_eq!(
+        count(
+            &api,
+            &format!("{PODS}?fieldSelector=status.phase!%3DRunning")
+        )
+        .await,
+        7
+    );
     assert_eq!(count(&api, "/api/v1/pods").await, 7);
     let bad = api.get(&format!("{PODS}?labelSelector=a%20in%20(")).await;
     assert_eq!(bad.code, 400);
-    let bad_field = api.get(&format!("{PODS}?fieldSelector=spec.bogus%3Dx")).await;
+    let bad_field = api
+        .get(&format!("{PODS}?fieldSelector=spec.bogus%3Dx"))
+        .await;
     assert_eq!(bad_field.code, 400);
 
     // Paging.
@@ -344,7 +449,10 @@ async fn selectors_paging_and_tables() {
     let table = api
         .http
         .get(format!("{}{PODS}", api.base))
-        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .header(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
         .send()
         .await
         .unwrap()
@@ -352,8 +460,16 @@ async fn selectors_paging_and_tables() {
         .await
         .unwrap();
     assert_eq!(table["kind"], "Table");
-    let columns: Vec<&str> = table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(&columns[..5], ["Name", "Ready", "Status", "Restarts", "Age"]);
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &columns[..5],
+        ["Name", "Ready", "Status", "Restarts", "Age"]
+    );
     assert_eq!(table["rows"].as_array().unwrap().len(), 7);
     assert_eq!(table["rows"][0]["cells"][1], "0/1");
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
@@ -361,22 +477,36 @@ async fn selectors_paging_and_tables() {
 
 #[tokio::test]
 async fn watches_follow_resource_version_semantics() {
-    let server = TestServer::start_with(support::Backend::Embedded, &["--bookmark-interval", "1"]).await;
+    let server =
+        TestServer::start_with(support::Backend::Embedded, &["--bookmark-interval", "1"]).await;
     let api = server.client();
     api.post(CM, &json!({"metadata": {"name": "before"}})).await;
     let list = api.get(CM).await.body;
     let list_rv = rv(&list);
 
     // From the list's revision: only later changes, in order.
-    let mut w = api.watch(&format!("{CM}?watch=true&resourceVersion={list_rv}&allowWatchBookmarks=true")).await;
+    let mut w = api
+        .watch(&format!(
+            "{CM}?watch=true&resourceVersion={list_rv}&allowWatchBookmarks=true"
+        ))
+        .await;
     // Without a revision: the current state first.
     let mut fresh = api.watch(&format!("{CM}?watch=1")).await;
     let first = fresh.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!(first["type"], "ADDED");
     assert_eq!(first["object"]["metadata"]["name"], "before");
 
-    api.post(CM, &json!({"metadata": {"name": "a", "labels": {"k": "v"}}})).await;
-    api.patch(&format!("{CM}/a"), "application/merge-patch+json", r#"{"data":{"x":"1"}}"#).await;
+    api.post(
+        CM,
+        &json!({"metadata": {"name": "a", "labels": {"k": "v"}}}),
+    )
+    .await;
+    api.patch(
+        &format!("{CM}/a"),
+        "application/merge-patch+json",
+        r#"{"data":{"x":"1"}}"#,
+    )
+    .await;
     api.delete(&format!("{CM}/a"), None).await;
 
     let mut types = Vec::new();
@@ -405,14 +535,37 @@ async fn watches_follow_resource_version_semantics() {
     assert!(rv(&bookmark["object"]) >= last);
 
     // Selector watch: moving out of the selection is a DELETED.
-    let mut sel = api.watch(&format!("{CM}?watch=1&labelSelector=k%3Dv&resourceVersion={last}")).await;
-    api.post(CM, &json!({"metadata": {"name": "b", "labels": {"k": "v"}}})).await;
-    api.patch(&format!("{CM}/b"), "application/merge-patch+json", r#"{"metadata":{"labels":{"k":"w"}}}"#).await;
-    assert_eq!(sel.next(Duration::from_secs(5)).await.unwrap()["type"], "ADDED");
-    assert_eq!(sel.next(Duration::from_secs(5)).await.unwrap()["type"], "DELETED");
+    let mut sel = api
+        .watch(&format!(
+            "{CM}?watch=1&labelSelector=k%3Dv&resourceVersion={last}"
+        ))
+        .await;
+    api.post(
+        CM,
+        &json!({"metadata": {"name": "b", "labels": {"k": "v"}}}),
+    )
+    .await;
+    api.patch(
+        &format!("{CM}/b"),
+        "application/merge-patch+json",
+        r#"{"metadata":{"labels":{"k":"w"}}}"#,
+    )
+    .await;
+    assert_eq!(
+        sel.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "ADDED"
+    );
+    assert_eq!(
+        sel.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "DELETED"
+    );
 
     // timeoutSeconds ends the stream.
-    let mut short = api.watch(&format!("{CM}?watch=1&timeoutSeconds=1&resourceVersion={last}")).await;
+    let mut short = api
+        .watch(&format!(
+            "{CM}?watch=1&timeoutSeconds=1&resourceVersion={last}"
+        ))
+        .await;
     let mut ended = false;
     for _ in 0..10 {
         if short.next(Duration::from_secs(5)).await.is_none() {
@@ -425,13 +578,16 @@ async fn watches_follow_resource_version_semantics() {
 
 #[tokio::test]
 async fn too_old_watches_get_410_expired() {
-    let server = TestServer::start_with(support::Backend::Embedded, &["--watch-history", "5"]).await;
+    let server = TestServer::start_with(support::Backend::Embedded, &["--history", "5"]).await;
     let api = server.client();
     let start = rv(&api.get(CM).await.body);
     for i in 0..20 {
-        api.post(CM, &json!({"metadata": {"name": format!("c{i}")}})).await;
+        api.post(CM, &json!({"metadata": {"name": format!("c{i}")}}))
+            .await;
     }
-    let r = api.get(&format!("{CM}?watch=1&resourceVersion={start}")).await;
+    let r = api
+        .get(&format!("{CM}?watch=1&resourceVersion={start}"))
+        .await;
     assert_eq!(r.code, 410, "{:?}", r.body);
     assert_eq!(r.body["reason"], "Expired");
 }
@@ -462,18 +618,24 @@ async fn services_get_cluster_ips_and_node_ports() {
     let dup = api.post(SVCS, &svc("c", json!({"clusterIP": ip}))).await;
     assert_eq!(dup.code, 422, "{:?}", dup.body);
     assert_eq!(api.get(&format!("{SVCS}/c")).await.code, 404);
-    let headless = api.post(SVCS, &svc("d", json!({"clusterIP": "None"}))).await;
+    let headless = api
+        .post(SVCS, &svc("d", json!({"clusterIP": "None"})))
+        .await;
     assert_eq!(headless.body["spec"]["clusterIP"], "None");
     // Deleting frees the address for reuse.
     api.delete(&format!("{SVCS}/a"), None).await;
-    support::wait_for("the ClusterIP to be released", Duration::from_secs(5), || {
-        let api = api.clone();
-        let ip = ip.clone();
-        async move {
-            let r = api.post(SVCS, &svc("e", json!({"clusterIP": ip}))).await;
-            (r.code == 201).then_some(())
-        }
-    })
+    support::wait_for(
+        "the ClusterIP to be released",
+        Duration::from_secs(5),
+        || {
+            let api = api.clone();
+            let ip = ip.clone();
+            async move {
+                let r = api.post(SVCS, &svc("e", json!({"clusterIP": ip}))).await;
+                (r.code == 201).then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -488,33 +650,90 @@ async fn discovery_openapi_health_and_metrics() {
         assert_eq!(api.get(path).await.code, 200);
     }
     let core = api.get("/api/v1").await.body;
-    let names: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    for r in ["pods", "pods/status", "pods/eviction", "pods/binding", "services", "nodes", "namespaces", "events"] {
+    let names: Vec<&str> = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for r in [
+        "pods",
+        "pods/status",
+        "pods/eviction",
+        "pods/binding",
+        "services",
+        "nodes",
+        "namespaces",
+        "events",
+    ] {
         assert!(names.contains(&r), "{r} advertised");
     }
     let apps = api.get("/apis/apps/v1").await.body;
-    assert!(apps["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments/scale"));
+    assert!(
+        apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "deployments/scale")
+    );
     let groups = api.get("/apis").await.body;
-    let group_names: Vec<&str> = groups["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-    for g in ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "autoscaling"] {
+    let group_names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for g in [
+        "apps",
+        "batch",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "autoscaling",
+    ] {
         assert!(group_names.contains(&g), "{g}");
     }
     let agg = api
         .http
         .get(format!("{}/apis", api.base))
-        .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
         .send()
         .await
         .unwrap();
-    assert!(agg.headers()["content-type"].to_str().unwrap().contains("APIGroupDiscoveryList"));
+    assert!(
+        agg.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("APIGroupDiscoveryList")
+    );
     assert_eq!(api.get("/openapi/v2").await.code, 404);
     let root = api.get("/openapi/v3").await.body;
-    let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
+    let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let doc = api.get(&url).await.body;
-    assert!(doc["paths"].as_object().unwrap().values().any(|p| p["patch"]["x-kubernetes-group-version-kind"]["kind"] == "Deployment"));
+    assert!(
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|p| p["patch"]["x-kubernetes-group-version-kind"]["kind"] == "Deployment")
+    );
     api.get(PODS).await;
     let metrics = api.get("/metrics").await.body;
-    assert!(metrics.as_str().unwrap().contains("apiserver_request_total"), "{metrics}");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("apiserver_request_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -524,12 +743,28 @@ async fn eviction_respects_disruption_budgets() {
     api.post(PODS, &pod("victim")).await;
     let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "keep"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
-    assert_eq!(api.post("/apis/policy/v1/namespaces/default/poddisruptionbudgets", &pdb).await.code, 201);
+    assert_eq!(
+        api.post(
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+            &pdb
+        )
+        .await
+        .code,
+        201
+    );
     let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "victim", "namespace": "default"}});
-    let refused = api.post(&format!("{PODS}/victim/eviction"), &eviction).await;
+    let refused = api
+        .post(&format!("{PODS}/victim/eviction"), &eviction)
+        .await;
     assert_eq!(refused.code, 429, "{:?}", refused.body);
-    api.delete("/apis/policy/v1/namespaces/default/poddisruptionbudgets/keep", None).await;
-    let ok = api.post(&format!("{PODS}/victim/eviction"), &eviction).await;
+    api.delete(
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/keep",
+        None,
+    )
+    .await;
+    let ok = api
+        .post(&format!("{PODS}/victim/eviction"), &eviction)
+        .await;
     assert_eq!(ok.code, 201, "{:?}", ok.body);
     assert_eq!(api.get(&format!("{PODS}/victim")).await.code, 404);
 }

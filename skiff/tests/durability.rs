@@ -56,7 +56,11 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
         .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     let lost: Vec<&String> = acked.difference(&stored).collect();
-    assert!(lost.is_empty(), "{} acknowledged writes lost: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {lost:?}",
+        lost.len()
+    );
     assert!(acked.len() >= 400);
 }
 
@@ -73,12 +77,20 @@ async fn etcd_acknowledged_writes_survive_kill_9() {
 
 /// A client that watches like an informer: resumes from its last revision after a disconnect,
 /// re-lists after 410. Records every value of `data.n` it sees for the `counter` ConfigMap.
-async fn follow(api: support::Api, start_rv: String, seen: Arc<Mutex<Vec<i64>>>, relists: Arc<Mutex<u32>>) {
+async fn follow(
+    api: support::Api,
+    start_rv: String,
+    seen: Arc<Mutex<Vec<i64>>>,
+    relists: Arc<Mutex<u32>>,
+) {
     let mut rv = start_rv;
     loop {
         let resp = api
             .http
-            .get(format!("{}{CM}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true", api.base))
+            .get(format!(
+                "{}{CM}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true",
+                api.base
+            ))
             .send()
             .await;
         let Ok(mut resp) = resp else {
@@ -124,21 +136,44 @@ async fn follow(api: support::Api, start_rv: String, seen: Arc<Mutex<Vec<i64>>>,
 async fn watch_sees_every_change_once_across_restart(backend: Backend) {
     let mut server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
-    let created = api.post(CM, &json!({"metadata": {"name": "counter"}, "data": {"n": "0"}})).await;
+    let created = api
+        .post(
+            CM,
+            &json!({"metadata": {"name": "counter"}, "data": {"n": "0"}}),
+        )
+        .await;
     assert_eq!(created.code, 201);
-    let start_rv = created.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let start_rv = created.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let relists = Arc::new(Mutex::new(0));
     let watcher = tokio::spawn(follow(api.clone(), start_rv, seen.clone(), relists.clone()));
     let patch = |n: i64| format!("{{\"data\":{{\"n\":\"{n}\"}}}}");
     for n in 1..=100 {
-        let r = api.patch(&format!("{CM}/counter"), "application/merge-patch+json", &patch(n)).await;
+        let r = api
+            .patch(
+                &format!("{CM}/counter"),
+                "application/merge-patch+json",
+                &patch(n),
+            )
+            .await;
         assert_eq!(r.code, 200);
     }
-    assert!(server.terminate(), "the server shut down cleanly on SIGTERM");
+    assert!(
+        server.terminate(),
+        "the server shut down cleanly on SIGTERM"
+    );
     server.spawn().await;
     for n in 101..=200 {
-        let r = api.patch(&format!("{CM}/counter"), "application/merge-patch+json", &patch(n)).await;
+        let r = api
+            .patch(
+                &format!("{CM}/counter"),
+                "application/merge-patch+json",
+                &patch(n),
+            )
+            .await;
         assert_eq!(r.code, 200);
     }
     tokio::time::timeout(Duration::from_secs(30), watcher)
@@ -146,8 +181,16 @@ async fn watch_sees_every_change_once_across_restart(backend: Backend) {
         .expect("the watcher saw the last change")
         .expect("watcher task");
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen, (1..=200).collect::<Vec<i64>>(), "every change exactly once, in order");
-    assert_eq!(*relists.lock().unwrap(), 0, "resumed from its revision without re-listing");
+    assert_eq!(
+        seen,
+        (1..=200).collect::<Vec<i64>>(),
+        "every change exactly once, in order"
+    );
+    assert_eq!(
+        *relists.lock().unwrap(),
+        0,
+        "resumed from its revision without re-listing"
+    );
 }
 
 #[tokio::test]

@@ -61,7 +61,9 @@ pub fn group(group: &str) -> Option<Value> {
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())?;
     let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}))
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+    )
 }
 
 fn resources_of(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceType> {
@@ -201,7 +203,13 @@ mod tests {
     #[test]
     fn groups_and_versions() {
         let groups = group_list();
-        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "apps"));
+        assert!(
+            groups["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "apps")
+        );
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("apps", "v2").is_none());
         assert!(group("nope").is_none());

@@ -68,12 +68,18 @@ async fn dispatch(
             let verb = verb_of(&method, &target, &query);
             let resource = target.rt.resource;
             let result = match read_body(body).await {
-                Ok(bytes) => handle_resource(&state, &method, target, &query, &headers, bytes).await,
+                Ok(bytes) => {
+                    handle_resource(&state, &method, target, &query, &headers, bytes).await
+                }
                 Err(e) => Err(e),
             };
             (verb, resource, result)
         }
-        Ok(None) => ("get", "", serve_non_resource(&state, &method, &path, &headers)),
+        Ok(None) => (
+            "get",
+            "",
+            serve_non_resource(&state, &method, &path, &headers),
+        ),
         Err(e) => ("get", "", Err(e)),
     };
     let response = result.unwrap_or_else(|e| error_response(&e));
@@ -181,10 +187,8 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Error> {
     match media {
         "" | "application/json" | "*/*" => serde_json::from_slice(body)
             .map_err(|e| Error::bad_request(format!("error decoding JSON request body: {e}"))),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml_ng::from_slice(body)
-                .map_err(|e| Error::bad_request(format!("error decoding YAML request body: {e}")))
-        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("error decoding YAML request body: {e}"))),
         _ => Err(Error::UnsupportedMediaType(
             "application/json, application/yaml".into(),
         )),
@@ -266,7 +270,9 @@ async fn handle_resource(
                 }
                 Method::POST => {
                     let opts = write_options(query)?;
-                    let written = registry.create(rt, ns, parse_body(headers, &body)?, &opts).await?;
+                    let written = registry
+                        .create(rt, ns, parse_body(headers, &body)?, &opts)
+                        .await?;
                     Ok(written_response(written))
                 }
                 Method::DELETE => {
@@ -301,7 +307,10 @@ async fn handle_resource(
             let obj = registry.get(rt, ns, name).await?;
             Ok(object_response(rt, obj, table, &include_object))
         }
-        (None | Some(SubTarget::Served(Subresource::Status)) | Some(SubTarget::Finalize), Method::PUT) => {
+        (
+            None | Some(SubTarget::Served(Subresource::Status)) | Some(SubTarget::Finalize),
+            Method::PUT,
+        ) => {
             let status = matches!(sub, Some(SubTarget::Served(Subresource::Status)));
             let opts = write_options(query)?;
             let body = parse_body(headers, &body)?;
@@ -318,7 +327,9 @@ async fn handle_resource(
             let patch_type = patch_type(headers)?;
             let opts = write_options(query)?;
             let s = status.then_some(Subresource::Status);
-            let written = registry.patch(rt, ns, name, patch_type, &body, s, &opts).await?;
+            let written = registry
+                .patch(rt, ns, name, patch_type, &body, s, &opts)
+                .await?;
             Ok(written_response(written))
         }
         (None, Method::DELETE) => {
@@ -330,9 +341,10 @@ async fn handle_resource(
             let obj = registry.get(rt, ns, name).await?;
             Ok(json_response(StatusCode::OK, &obj))
         }
-        (Some(SubTarget::Served(Subresource::Scale)), Method::GET) => {
-            Ok(json_response(StatusCode::OK, &registry.get_scale(rt, ns, name).await?))
-        }
+        (Some(SubTarget::Served(Subresource::Scale)), Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &registry.get_scale(rt, ns, name).await?,
+        )),
         (Some(SubTarget::Served(Subresource::Scale)), Method::PUT) => {
             let opts = write_options(query)?;
             let mut warnings = Vec::new();
@@ -372,10 +384,21 @@ async fn handle_resource(
             registry.evict(rt, ns, name, &eviction).await?;
             Ok(success_status(StatusCode::CREATED))
         }
-        (Some(SubTarget::Served(s @ (Subresource::Log | Subresource::Exec | Subresource::PortForward | Subresource::Attach))), _) => {
+        (
+            Some(SubTarget::Served(
+                s @ (Subresource::Log
+                | Subresource::Exec
+                | Subresource::PortForward
+                | Subresource::Attach),
+            )),
+            _,
+        ) => {
             // Streaming to containers goes through the node agents (issue 6).
             let pod = registry.get(rt, ns, name).await?;
-            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if node.is_empty() {
                 return Err(Error::bad_request(format!(
                     "pod {name} does not have a host assigned"
@@ -497,7 +520,10 @@ fn list_response(
         metadata: list_metadata(&listed),
         items: listed.items.iter().map(|a| &**a).collect(),
     };
-    bytes_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
+    bytes_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
 }
 
 fn object_response(
@@ -568,7 +594,12 @@ fn aggregated_response(v: Value) -> Response {
 }
 
 fn text_response(s: &'static str) -> Response {
-    (StatusCode::OK, [("content-type", "text/plain; charset=utf-8")], s).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; charset=utf-8")],
+        s,
+    )
+        .into_response()
 }
 
 /// The `Status` answer of an error.

@@ -22,7 +22,10 @@ fn media_ranges(accept: &str) -> impl Iterator<Item = (String, Vec<(String, Stri
 }
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The first `as=Table` range the server can serve, if the client prefers a Table.
@@ -31,7 +34,11 @@ pub fn wants_table(accept: &str) -> Option<TableVersion> {
         if media != "application/json" {
             continue;
         }
-        match (param(&params, "as"), param(&params, "g"), param(&params, "v")) {
+        match (
+            param(&params, "as"),
+            param(&params, "g"),
+            param(&params, "v"),
+        ) {
             (Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Some(TableVersion("v1")),
             (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => {
                 return Some(TableVersion("v1beta1"));
@@ -49,8 +56,14 @@ pub fn wants_aggregated_discovery(accept: &str) -> bool {
         if media != "application/json" {
             continue;
         }
-        match (param(&params, "as"), param(&params, "g"), param(&params, "v")) {
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => return true,
+        match (
+            param(&params, "as"),
+            param(&params, "g"),
+            param(&params, "v"),
+        ) {
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                return true;
+            }
             (None, _, _) => return false,
             _ => {}
         }
@@ -71,7 +84,10 @@ mod tests {
         let a = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(wants_table(a), Some(TableVersion("v1")));
         assert_eq!(wants_table("application/json"), None);
-        assert_eq!(wants_table("application/json;as=Table;v=v2;g=meta.k8s.io,application/json"), None);
+        assert_eq!(
+            wants_table("application/json;as=Table;v=v2;g=meta.k8s.io,application/json"),
+            None
+        );
         assert_eq!(
             wants_table("application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
             Some(TableVersion("v1beta1"))

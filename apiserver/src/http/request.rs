@@ -29,9 +29,8 @@ pub fn parse_resource_path(path: &str) -> Result<Option<Target>, Error> {
         ["watch", rest @ ..] => (true, rest),
         _ => (false, rest),
     };
-    let lookup = |resource: &str| {
-        resources::lookup(group, version, resource).ok_or(Error::NoSuchResource)
-    };
+    let lookup =
+        |resource: &str| resources::lookup(group, version, resource).ok_or(Error::NoSuchResource);
     let target = |rt, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
         rt,
         namespace: namespace.map(str::to_string),
@@ -86,7 +85,10 @@ impl Query {
         let mut values: HashMap<String, Vec<String>> = HashMap::new();
         if let Some(raw) = raw {
             for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
-                values.entry(k.into_owned()).or_default().push(v.into_owned());
+                values
+                    .entry(k.into_owned())
+                    .or_default()
+                    .push(v.into_owned());
             }
         }
         Self { values }
@@ -94,7 +96,10 @@ impl Query {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).and_then(|v| v.first()).map(String::as_str)
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// Whether a boolean parameter is set to true (`true` or `1`).
@@ -123,10 +128,9 @@ impl Query {
     pub fn number(&self, key: &str) -> Result<Option<i64>, Error> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| Error::bad_request(format!("invalid value {v:?} for {key}: must be an integer"))),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                Error::bad_request(format!("invalid value {v:?} for {key}: must be an integer"))
+            }),
         }
     }
 }

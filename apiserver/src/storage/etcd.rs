@@ -22,8 +22,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KvClient,
-    Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions, WatchRequestSender,
-    WatchResponseStream,
+    Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions, WatchRequestSender, WatchResponseStream,
 };
 
 use super::{EventStream, KeyValue, StorageError, Store, StoreEvent};

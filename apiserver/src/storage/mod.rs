@@ -132,3 +132,20 @@ pub trait Store: Send + Sync + 'static {
     /// Drops history older than `revision`; watches from before it then fail with `Compacted`.
     async fn compact(&self, revision: i64) -> Result<(), StorageError>;
 }
+
+/// Compacts `store` every `interval` to the revision it had one interval earlier, as
+/// kube-apiserver does for etcd: watchers get at least one interval to resume, and history does
+/// not grow without bound. Runs until the process ends.
+pub async fn compact_periodically(store: std::sync::Arc<dyn Store>, interval: std::time::Duration) {
+    let mut previous: Option<i64> = None;
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        if let Some(revision) = previous {
+            if let Err(e) = store.compact(revision).await {
+                tracing::warn!(revision, error = %e, "periodic compaction failed");
+            }
+        }
+        previous = store.current_revision().await.ok();
+    }
+}

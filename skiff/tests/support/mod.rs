@@ -121,8 +121,13 @@ impl TestServer {
 
     /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly in time.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = c.try_wait() {
@@ -171,7 +176,11 @@ pub struct KubectlOutput {
 impl KubectlOutput {
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "kubectl failed: {}{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "kubectl failed: {}{}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 }
@@ -181,7 +190,10 @@ pub const KUBECTL: &str = "/usr/bin/kubectl";
 
 fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
     use std::io::Write;
-    assert!(Path::new(KUBECTL).exists(), "{KUBECTL} is missing: the compatibility tests need the real kubectl");
+    assert!(
+        Path::new(KUBECTL).exists(),
+        "{KUBECTL} is missing: the compatibility tests need the real kubectl"
+    );
     let home = kubeconfig.parent().expect("kubeconfig dir").join("home");
     let _ = std::fs::create_dir_all(&home);
     let mut child = Command::new(KUBECTL)
@@ -189,7 +201,11 @@ fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", &home)
         .env_remove("KUBECTL_EXTERNAL_DIFF")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -231,16 +247,23 @@ impl Api {
         let code = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("response body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply { code, body, headers }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            code,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
@@ -254,7 +277,8 @@ impl Api {
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
-        self.send(self.http.put(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> Reply {
@@ -284,7 +308,10 @@ impl Api {
             .await
             .expect("watch request");
         assert_eq!(resp.status().as_u16(), 200, "watch {path} failed");
-        WatchReader { resp, buf: Vec::new() }
+        WatchReader {
+            resp,
+            buf: Vec::new(),
+        }
     }
 }
 
