@@ -437,7 +437,7 @@ async fn bad_requests_get_statuses_and_store_nothing() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(warning.contains("unknown field \"dataa\""), "{warning}");
+    assert_eq!(warning, r#"299 - "unknown field \"dataa\"""#);
     let body: Value = warned.json().await.unwrap();
     assert!(body.get("dataa").is_none());
 }
