@@ -99,18 +99,18 @@ impl DeleteOptions {
             .get("propagationPolicy")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if let Some(p) = &propagation {
-            if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-                return Err(Error::Invalid {
-                    kind: "DeleteOptions".into(),
-                    name: String::new(),
-                    causes: vec![Cause::not_supported(
-                        "propagationPolicy",
-                        &json!(p),
-                        &["Foreground", "Background", "Orphan"],
-                    )],
-                });
-            }
+        if let Some(p) = &propagation
+            && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+        {
+            return Err(Error::Invalid {
+                kind: "DeleteOptions".into(),
+                name: String::new(),
+                causes: vec![Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(p),
+                    &["Foreground", "Background", "Orphan"],
+                )],
+            });
         }
         if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && propagation.is_none()
         {
@@ -380,13 +380,13 @@ impl Registry {
         let revision = continued.as_ref().map(|(rv, _)| *rv).unwrap_or(revision);
         let mut continue_token = None;
         let mut remaining = None;
-        if let Some(limit) = opts.limit.filter(|l| *l > 0) {
-            if items.len() > limit {
-                remaining = Some(items.len() - limit);
-                items.truncate(limit);
-                let last = items.last().map(|o| cache.key_of(o)).unwrap_or_default();
-                continue_token = Some(encode_continue(revision, &last));
-            }
+        if let Some(limit) = opts.limit.filter(|l| *l > 0)
+            && items.len() > limit
+        {
+            remaining = Some(items.len() - limit);
+            items.truncate(limit);
+            let last = items.last().map(|o| cache.key_of(o)).unwrap_or_default();
+            continue_token = Some(encode_continue(revision, &last));
         }
         Ok(Listed {
             items,
@@ -560,13 +560,12 @@ impl Registry {
                 .get("name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
-            if !has_name {
-                if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-                    if !prefix.is_empty() {
-                        let name = objmeta::generate_name(prefix, &mut rand::rng());
-                        meta.insert("name".into(), json!(name));
-                    }
-                }
+            if !has_name
+                && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+                && !prefix.is_empty()
+            {
+                let name = objmeta::generate_name(prefix, &mut rand::rng());
+                meta.insert("name".into(), json!(name));
             }
         }
         let now = now_rfc3339();
@@ -676,10 +675,10 @@ impl Registry {
                             resource: rt.group_resource(),
                             name: name.to_string(),
                         })?;
-                        if let Some(rv) = precondition {
-                            if objmeta::resource_version(cur).and_then(Result::ok) != Some(rv) {
-                                return Err(conflict(rt, name));
-                            }
+                        if let Some(rv) = precondition
+                            && objmeta::resource_version(cur).and_then(Result::ok) != Some(rv)
+                        {
+                            return Err(conflict(rt, name));
                         }
                         self.decide_update(rt, body.clone(), cur, sub, opts)
                     })
@@ -778,50 +777,49 @@ impl Registry {
         };
         let now = now_rfc3339();
         let existing = self.get(rt, ns, name).await;
-        if let (Err(Error::NotFound { .. }), Some(applied)) = (&existing, &applied) {
-            if sub.is_none() {
-                let created = patch::server_side_apply(
-                    rt.group,
-                    rt.kind,
-                    None,
-                    applied,
-                    manager.as_deref().unwrap_or_default(),
-                    opts.force,
-                    &now,
-                )
-                .map_err(patch_error(rt, name))?;
-                let decoded =
-                    self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
-                if objmeta::name(&decoded) != name {
-                    return Err(Error::bad_request(
-                        "the name of the object does not match the name on the URL",
-                    ));
-                }
-                self.check_namespace(rt, ns).await?;
-                let mut plain = opts.clone();
-                plain.field_manager = None;
-                let mut obj = self.prepare_new(rt, ns, decoded, &plain)?;
-                let allocated = if opts.dry_run {
-                    Vec::new()
-                } else {
-                    self.allocate_service(rt, &mut obj, None).await?
-                };
-                let result = self
-                    .guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
-                        None => Ok(Decision::Create(obj.clone())),
-                        Some(_) => Err(conflict(rt, name)),
-                    })
-                    .await;
-                if result.is_err() {
-                    self.release(&allocated).await;
-                }
-                let (object, created) = result?;
-                return Ok(Written {
-                    object,
-                    created,
-                    warnings,
-                });
+        if let (Err(Error::NotFound { .. }), Some(applied)) = (&existing, &applied)
+            && sub.is_none()
+        {
+            let created = patch::server_side_apply(
+                rt.group,
+                rt.kind,
+                None,
+                applied,
+                manager.as_deref().unwrap_or_default(),
+                opts.force,
+                &now,
+            )
+            .map_err(patch_error(rt, name))?;
+            let decoded = self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
+            if objmeta::name(&decoded) != name {
+                return Err(Error::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
             }
+            self.check_namespace(rt, ns).await?;
+            let mut plain = opts.clone();
+            plain.field_manager = None;
+            let mut obj = self.prepare_new(rt, ns, decoded, &plain)?;
+            let allocated = if opts.dry_run {
+                Vec::new()
+            } else {
+                self.allocate_service(rt, &mut obj, None).await?
+            };
+            let result = self
+                .guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
+                    None => Ok(Decision::Create(obj.clone())),
+                    Some(_) => Err(conflict(rt, name)),
+                })
+                .await;
+            if result.is_err() {
+                self.release(&allocated).await;
+            }
+            let (object, created) = result?;
+            return Ok(Written {
+                object,
+                created,
+                warnings,
+            });
         }
         existing?;
         let old = self.get(rt, ns, name).await.ok();
@@ -990,10 +988,10 @@ impl Registry {
                             .map_err(patch_error(rt, name))?
                     }
                 };
-                if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok) {
-                    if Some(rv) != objmeta::resource_version(cur).and_then(Result::ok) {
-                        return Err(conflict(rt, name));
-                    }
+                if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok)
+                    && Some(rv) != objmeta::resource_version(cur).and_then(Result::ok)
+                {
+                    return Err(conflict(rt, name));
                 }
                 let replicas = match new_scale.pointer("/spec/replicas") {
                     None | Some(Value::Null) => 0,
@@ -1125,7 +1123,7 @@ impl Registry {
         obj: &mut Value,
         _old: Option<&Value>,
     ) -> Result<Vec<Allocation>, Error> {
-        if rt.kind != "Service" || rt.group != "" {
+        if rt.kind != "Service" || !rt.group.is_empty() {
             return Ok(Vec::new());
         }
         let mut done = Vec::new();
@@ -1166,21 +1164,21 @@ impl Registry {
         } else {
             obj["spec"]["clusterIPs"] = json!(["None"]);
         }
-        if svc_type == "NodePort" || svc_type == "LoadBalancer" {
-            if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-                for (i, port) in ports.iter_mut().enumerate() {
-                    let wanted = port
-                        .get("nodePort")
-                        .and_then(Value::as_u64)
-                        .and_then(|p| u16::try_from(p).ok());
-                    let field = format!("spec.ports[{i}].nodePort");
-                    let p = self
-                        .allocator
-                        .allocate_port(wanted.filter(|p| *p != 0), &field)
-                        .await?;
-                    done.push(Allocation::Port(p));
-                    port["nodePort"] = json!(p);
-                }
+        if (svc_type == "NodePort" || svc_type == "LoadBalancer")
+            && let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+        {
+            for (i, port) in ports.iter_mut().enumerate() {
+                let wanted = port
+                    .get("nodePort")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok());
+                let field = format!("spec.ports[{i}].nodePort");
+                let p = self
+                    .allocator
+                    .allocate_port(wanted.filter(|p| *p != 0), &field)
+                    .await?;
+                done.push(Allocation::Port(p));
+                port["nodePort"] = json!(p);
             }
         }
         Ok(())
@@ -1188,7 +1186,7 @@ impl Registry {
 
     /// After a Service update, releases what the old spec held and the new one doesn't.
     async fn reconcile_service_allocations(&self, rt: &ResourceType, old: &Value, new: &Value) {
-        if rt.kind != "Service" || rt.group != "" {
+        if rt.kind != "Service" || !rt.group.is_empty() {
             return;
         }
         let old_ports = node_ports(old);
@@ -1209,14 +1207,15 @@ impl Registry {
 
     /// Frees what a deleted object held (ClusterIPs, NodePorts), in the background.
     fn after_delete(&self, rt: &ResourceType, obj: &Value) {
-        if rt.kind != "Service" || rt.group != "" {
+        if rt.kind != "Service" || !rt.group.is_empty() {
             return;
         }
         let mut allocations = Vec::new();
-        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            if ip != "None" && !ip.is_empty() {
-                allocations.push(Allocation::Ip(ip.to_string()));
-            }
+        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+            && ip != "None"
+            && !ip.is_empty()
+        {
+            allocations.push(Allocation::Ip(ip.to_string()));
         }
         allocations.extend(node_ports(obj).into_iter().map(Allocation::Port));
         let store = self.store.clone();
@@ -1398,10 +1397,11 @@ fn decide_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> Result
         _ => None,
     };
     let terminating = objmeta::is_terminating(cur);
-    if let Some(f) = extra {
-        if !terminating && !finalizers.iter().any(|x| x == f) {
-            finalizers.push(f.to_string());
-        }
+    if let Some(f) = extra
+        && !terminating
+        && !finalizers.iter().any(|x| x == f)
+    {
+        finalizers.push(f.to_string());
     }
     if rt.kind == "Namespace" && rt.group.is_empty() {
         let spec_finalizers = cur
@@ -1560,12 +1560,11 @@ fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
         let missing = new
             .pointer(&format!("/spec/{field}"))
             .is_none_or(|v| v.is_null() || v == "");
-        if missing {
-            if let Some(v) = old.pointer(&format!("/spec/{field}")) {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert(field.into(), v.clone());
-                }
-            }
+        if missing
+            && let Some(v) = old.pointer(&format!("/spec/{field}"))
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert(field.into(), v.clone());
         }
     }
     let old_ports = old
