@@ -793,3 +793,77 @@ on_both_backends!(
     services_get_cluster_ips_and_node_ports,
     eviction_respects_disruption_budgets,
 );
+
+#[tokio::test]
+async fn deletecollection_by_label() {
+    let server = TestServer::start().await;
+    let api = server.client();
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm = json!({"metadata": {"name": name, "labels": {"tier": tier}}});
+        assert_eq!(api.post(CM, &cm).await.code, 201);
+    }
+    let r = api
+        .delete(&format!("{CM}?labelSelector=tier%3Dx"), None)
+        .await;
+    assert_eq!(r.code, 200, "{:?}", r.body);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    let left = api.get(CM).await.body;
+    let names: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c"]);
+}
+
+#[tokio::test]
+async fn a_slow_watcher_neither_stalls_others_nor_is_buffered_forever() {
+    let server = TestServer::start().await;
+    let api = server.client();
+    let start = rv(&api.get(CM).await.body);
+    // The slow watcher never reads until all writes are done.
+    let mut slow = api
+        .watch(&format!("{CM}?watch=1&resourceVersion={start}"))
+        .await;
+    let mut fast = api
+        .watch(&format!("{CM}?watch=1&resourceVersion={start}"))
+        .await;
+    let big = "x".repeat(2048);
+    let total = 6000usize;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let api = api.clone();
+            let big = big.clone();
+            tokio::spawn(async move {
+                for i in (w..total).step_by(8) {
+                    let cm = json!({"metadata": {"name": format!("c{i}")}, "data": {"pad": big}});
+                    assert_eq!(api.post(CM, &cm).await.code, 201);
+                }
+            })
+        })
+        .collect();
+    let mut fast_seen = 0;
+    while fast_seen < total {
+        let ev = fast
+            .next(Duration::from_secs(20))
+            .await
+            .expect("fast watcher keeps getting events");
+        assert_eq!(ev["type"], "ADDED");
+        fast_seen += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // The server gave up on the slow watcher instead of buffering all of it: its stream ends
+    // before delivering everything.
+    let mut slow_seen = 0;
+    while let Some(ev) = slow.next(Duration::from_secs(20)).await {
+        assert_eq!(ev["type"], "ADDED");
+        slow_seen += 1;
+    }
+    assert!(
+        slow_seen < total,
+        "the slow watcher's stream was ended ({slow_seen} of {total})"
+    );
+}
