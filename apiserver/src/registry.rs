@@ -208,10 +208,7 @@ fn storage_error(rt: &ResourceType, name: &str, e: StorageError) -> Error {
             resource: rt.group_resource(),
             name: name.to_string(),
         },
-        StorageError::NotFound(_) => Error::NotFound {
-            resource: rt.group_resource(),
-            name: name.to_string(),
-        },
+        StorageError::NotFound(_) => not_found(rt, name),
         StorageError::Conflict { .. } => conflict(rt, name),
         StorageError::Compacted {
             requested,
@@ -222,6 +219,22 @@ fn storage_error(rt: &ResourceType, name: &str, e: StorageError) -> Error {
         StorageError::Unavailable(m) => Error::Internal(format!("storage unavailable: {m}")),
         StorageError::Internal(m) => Error::Internal(m),
     }
+}
+
+fn not_found(rt: &ResourceType, name: &str) -> Error {
+    Error::NotFound {
+        resource: rt.group_resource(),
+        name: name.to_string(),
+    }
+}
+
+/// The current object inside a write decision, or NotFound when it is gone.
+fn current_or_not_found<'a>(
+    cur: Option<&'a Value>,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<&'a Value, Error> {
+    cur.ok_or_else(|| not_found(rt, name))
 }
 
 fn conflict(rt: &ResourceType, name: &str) -> Error {
@@ -328,10 +341,7 @@ impl Registry {
             .map_err(|e| storage_error(rt, name, e))?
         {
             Some(kv) => decode_stored(&kv.value, kv.mod_revision),
-            None => Err(Error::NotFound {
-                resource: rt.group_resource(),
-                name: name.to_string(),
-            }),
+            None => Err(not_found(rt, name)),
         }
     }
 
@@ -668,13 +678,11 @@ impl Registry {
                 .await?
             }
             _ => {
-                let old_service = self.get(rt, ns, name).await.ok();
+                let mut previous = None;
                 let result = self
                     .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                        let cur = cur.ok_or_else(|| Error::NotFound {
-                            resource: rt.group_resource(),
-                            name: name.to_string(),
-                        })?;
+                        let cur = current_or_not_found(cur, rt, name)?;
+                        remember_service(rt, cur, &mut previous);
                         if let Some(rv) = precondition
                             && objmeta::resource_version(cur).and_then(Result::ok) != Some(rv)
                         {
@@ -683,7 +691,7 @@ impl Registry {
                         self.decide_update(rt, body.clone(), cur, sub, opts)
                     })
                     .await?;
-                if let (Some(old), false) = (old_service, opts.dry_run) {
+                if let (Some(old), false) = (previous, opts.dry_run) {
                     self.reconcile_service_allocations(rt, &old, &result.0)
                         .await;
                 }
@@ -822,7 +830,7 @@ impl Registry {
             });
         }
         existing?;
-        let old = self.get(rt, ns, name).await.ok();
+        let mut previous = None;
         let mut update_opts = opts.clone();
         if patch_type == PatchType::Apply {
             // Apply records its own managed fields; the update path must not add an Update entry.
@@ -830,10 +838,8 @@ impl Registry {
         }
         let (object, created) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
+                remember_service(rt, cur, &mut previous);
                 let patched = match &applied {
                     Some(applied) => patch::server_side_apply(
                         rt.group,
@@ -858,7 +864,7 @@ impl Registry {
                 self.decide_update(rt, decoded, cur, sub, &update_opts)
             })
             .await?;
-        if let (Some(old), false) = (old, opts.dry_run) {
+        if let (Some(old), false) = (previous, opts.dry_run) {
             self.reconcile_service_allocations(rt, &old, &object).await;
         }
         Ok(Written {
@@ -879,10 +885,7 @@ impl Registry {
         let span = info_span!("delete", resource = rt.resource, key = %rt.key(ns, name));
         let (obj, _) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 decide_delete(rt, cur, opts)
             })
             .instrument(span)
@@ -934,10 +937,7 @@ impl Registry {
         }
         let (object, _) = self
             .guaranteed_update(rt, None, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 let mut new = cur.clone();
                 new["spec"]["finalizers"] = finalizers.clone();
                 let empty = finalizers.as_array().is_none_or(Vec::is_empty);
@@ -976,10 +976,7 @@ impl Registry {
     ) -> Result<Value, Error> {
         let (obj, _) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 let scale = scale_of(cur);
                 let new_scale = match &change {
                     ScaleChange::Replace(v) => v.clone(),
@@ -1035,10 +1032,7 @@ impl Registry {
             })?
             .to_string();
         self.guaranteed_update(rt, ns, name, false, |cur| {
-            let cur = cur.ok_or_else(|| Error::NotFound {
-                resource: rt.group_resource(),
-                name: name.to_string(),
-            })?;
+            let cur = current_or_not_found(cur, rt, name)?;
             if objmeta::is_terminating(cur) {
                 return Err(Error::Conflict {
                     resource: rt.group_resource(),
@@ -1123,7 +1117,7 @@ impl Registry {
         obj: &mut Value,
         _old: Option<&Value>,
     ) -> Result<Vec<Allocation>, Error> {
-        if rt.kind != "Service" || !rt.group.is_empty() {
+        if !is_service(rt) {
             return Ok(Vec::new());
         }
         let mut done = Vec::new();
@@ -1186,7 +1180,7 @@ impl Registry {
 
     /// After a Service update, releases what the old spec held and the new one doesn't.
     async fn reconcile_service_allocations(&self, rt: &ResourceType, old: &Value, new: &Value) {
-        if rt.kind != "Service" || !rt.group.is_empty() {
+        if !is_service(rt) {
             return;
         }
         let old_ports = node_ports(old);
@@ -1207,7 +1201,7 @@ impl Registry {
 
     /// Frees what a deleted object held (ClusterIPs, NodePorts), in the background.
     fn after_delete(&self, rt: &ResourceType, obj: &Value) {
-        if rt.kind != "Service" || !rt.group.is_empty() {
+        if !is_service(rt) {
             return;
         }
         let mut allocations = Vec::new();
@@ -1233,6 +1227,17 @@ impl Registry {
             }
         });
     }
+}
+
+/// Keeps the stored Service a write replaces, so its released NodePorts can be freed after.
+fn remember_service(rt: &ResourceType, cur: &Value, previous: &mut Option<Value>) {
+    if is_service(rt) {
+        *previous = Some(cur.clone());
+    }
+}
+
+fn is_service(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "Service"
 }
 
 enum Allocation {
@@ -1553,7 +1558,7 @@ fn set_condition(obj: &mut Value, cond_type: &str, status: &str) {
 /// A Service update that leaves clusterIP or nodePorts empty keeps the allocated ones, so
 /// `kubectl replace` and apply of a manifest without them work.
 fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
-    if rt.kind != "Service" || !rt.group.is_empty() {
+    if !is_service(rt) {
         return;
     }
     for field in ["clusterIP", "clusterIPs"] {
