@@ -27,6 +27,9 @@ use crate::watchcache::{CacheConfig, Subscription, WatchCache, WatchStart};
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Namespaces Kubernetes refuses to delete.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// How many times a write retries after losing a compare-and-swap race.
 const MAX_RETRIES: usize = 32;
 
@@ -515,7 +518,13 @@ impl Registry {
         decode_as(group, version, kind, body, validation, warnings)
     }
 
-    async fn check_namespace(&self, rt: &ResourceType, ns: Option<&str>) -> Result<(), Error> {
+    /// The namespace of a new object must exist and not be terminating.
+    async fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), Error> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -535,7 +544,7 @@ impl Registry {
             return Err(Error::Forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 rt.group_resource(),
-                "",
+                name,
             )));
         }
         Ok(())
@@ -608,9 +617,9 @@ impl Registry {
     ) -> Result<Written, Error> {
         let mut warnings = Vec::new();
         let obj = self.decode_body(rt, body, opts.field_validation, &mut warnings)?;
-        self.check_namespace(rt, ns).await?;
         let mut obj = self.prepare_new(rt, ns, obj, opts)?;
         let name = objmeta::name(&obj).to_string();
+        self.check_namespace(rt, ns, &name).await?;
         let span = info_span!("create", resource = rt.resource, key = %rt.key(ns, &name));
         async {
             let allocated = if opts.dry_run {
@@ -669,7 +678,7 @@ impl Registry {
         let existing = self.get(rt, ns, name).await;
         let (obj, created) = match existing {
             Err(Error::NotFound { .. }) if rt.create_on_update && sub.is_none() => {
-                self.check_namespace(rt, ns).await?;
+                self.check_namespace(rt, ns, name).await?;
                 let new = self.prepare_new(rt, ns, body.clone(), opts)?;
                 self.guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
                     None => Ok(Decision::Create(new.clone())),
@@ -804,7 +813,7 @@ impl Registry {
                     "the name of the object does not match the name on the URL",
                 ));
             }
-            self.check_namespace(rt, ns).await?;
+            self.check_namespace(rt, ns, name).await?;
             let mut plain = opts.clone();
             plain.field_manager = None;
             let mut obj = self.prepare_new(rt, ns, decoded, &plain)?;
@@ -854,8 +863,10 @@ impl Registry {
                     None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body)
                         .map_err(patch_error(rt, name))?,
                 };
-                let mut w = Vec::new();
-                let decoded = self.decode_body(rt, patched, opts.field_validation, &mut w)?;
+                // Only the attempt that lands reports its warnings.
+                warnings.clear();
+                let decoded =
+                    self.decode_body(rt, patched, opts.field_validation, &mut warnings)?;
                 if objmeta::resource_version(&decoded).and_then(Result::ok)
                     != objmeta::resource_version(cur).and_then(Result::ok)
                 {
@@ -882,6 +893,11 @@ impl Registry {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Value, Error> {
+        if rt.group.is_empty() && rt.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(Error::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let span = info_span!("delete", resource = rt.resource, key = %rt.key(ns, name));
         let (obj, _) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {

@@ -151,6 +151,10 @@ async fn generation_names_and_namespaces(backend: Backend) {
     let name = generated.body["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
 
+    let forbidden = api.delete("/api/v1/namespaces/default", None).await;
+    assert_eq!(forbidden.code, 403, "{:?}", forbidden.body);
+    assert_eq!(forbidden.body["reason"], "Forbidden");
+
     let nowhere = api
         .post(
             "/api/v1/namespaces/missing/configmaps",
