@@ -530,17 +530,14 @@ impl Registry {
         }
         let ns = ns.ok_or_else(|| Error::bad_request("the namespace of the object is required"))?;
         let ns_rt = resources::lookup("", "v1", "namespaces").expect("namespaces served");
-        let namespace = match self.get(ns_rt, None, ns).await {
-            Ok(n) => n,
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::NotFound {
-                    resource: "namespaces".into(),
-                    name: ns.to_string(),
-                });
-            }
-            Err(e) => return Err(e),
+        // The cache answers the common case without a store read; a namespace created a moment
+        // ago that the cache has not seen yet is looked up in the store.
+        let cached = self.cache(ns_rt).get(&ns_rt.key(None, ns));
+        let terminating = match cached {
+            Some(n) => objmeta::is_terminating(&n),
+            None => objmeta::is_terminating(&self.get(ns_rt, None, ns).await?),
         };
-        if objmeta::is_terminating(&namespace) {
+        if terminating {
             return Err(Error::Forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 rt.group_resource(),

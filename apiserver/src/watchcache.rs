@@ -313,6 +313,16 @@ impl WatchCache {
         (items, state.revision)
     }
 
+    /// One object by storage key, as the cache last saw it.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state
+            .read()
+            .expect("cache lock poisoned")
+            .objects
+            .get(key)
+            .cloned()
+    }
+
     /// The key of an object in this cache (for continue tokens).
     pub fn key_of(&self, obj: &Value) -> String {
         self.rt.key(objmeta::namespace(obj), objmeta::name(obj))
