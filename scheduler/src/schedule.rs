@@ -428,6 +428,27 @@ mod tests {
     }
 
     #[test]
+    fn five_thousand_nodes_filter_a_tenth() {
+        let nodes: Vec<Node> = (0..5000).map(|i| node(&format!("n{i}")).build()).collect();
+        let s = ClusterSnapshot::from_objects(&nodes, &[]);
+        let p = PodInfo::from_pod(&pod("p").requests(&[("cpu", "100m")]).build());
+        let r = Scheduler::new(SchedulerConfig::default(), 1)
+            .schedule(&p, &s)
+            .unwrap();
+        assert_eq!((r.evaluated_nodes, r.feasible_nodes), (500, 500));
+        // When most nodes are full, filtering goes on until enough fit.
+        let mut s = s;
+        for i in 0..4800 {
+            let hog = pod(&format!("hog{i}")).node_name(&format!("n{i}"));
+            s.add_pod(&hog.requests(&[("cpu", "4")]).build());
+        }
+        let r = Scheduler::new(SchedulerConfig::default(), 1)
+            .schedule(&p, &s)
+            .unwrap();
+        assert_eq!((r.evaluated_nodes, r.feasible_nodes), (5000, 200));
+    }
+
+    #[test]
     fn no_overcommit_when_assuming_a_burst() {
         // 50 nodes × 2 cpu / 3Gi; pods of 300m/512Mi: cpu allows 6 per node
         // (memory allows 6 too), 300 fit in total; 1,000 arrive.

@@ -148,9 +148,10 @@ impl ClusterSnapshot {
     }
 
     /// Records a pod the watch reports. A pod bound to a node is added (or
-    /// replaces its earlier or assumed entry); a pod that is unbound or has
-    /// finished (`Succeeded`/`Failed`, whose resources are free again) is
-    /// removed.
+    /// replaces its earlier or assumed entry); a pod that has finished
+    /// (`Succeeded`/`Failed`, whose resources are free again) is removed.
+    /// An update of a still-unbound pod (say, the scheduler's own status
+    /// write) leaves an assumed entry alone: the binding is in flight.
     pub fn add_pod(&mut self, pod: &Pod) {
         let finished = pod
             .status
@@ -160,6 +161,7 @@ impl ClusterSnapshot {
         let info = PodInfo::shared(pod);
         match info.node_name.clone() {
             Some(node) if !finished => self.place(info, node, false),
+            None if !finished && self.is_assumed(&info.key) => {}
             _ => {
                 self.remove_pod(&info.key);
             }
@@ -247,6 +249,11 @@ mod tests {
         let p = pod("a").requests(&[("cpu", "1")]).build();
         s.assume_pod(PodInfo::shared(&p), "n1").unwrap();
         assert!(s.is_assumed("default/a"));
+        s.add_pod(&p); // a status update of the still-unbound pod
+        assert!(
+            s.is_assumed("default/a"),
+            "assumed entry survives unbound updates"
+        );
         let mut bound = p.clone();
         bound.spec.as_mut().unwrap().node_name = Some("n1".into());
         s.add_pod(&bound);
