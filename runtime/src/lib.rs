@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod informer;
 pub mod queue;
 pub mod request;
 pub mod selector;
