@@ -727,10 +727,10 @@ impl SharedInformerFactory {
         K::Scope: 'static,
     {
         let mut map = self.informers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = map.get(&TypeId::of::<K>()) {
-            if let Ok(inf) = existing.clone().downcast::<Informer<K>>() {
-                return inf;
-            }
+        if let Some(existing) = map.get(&TypeId::of::<K>())
+            && let Ok(inf) = existing.clone().downcast::<Informer<K>>()
+        {
+            return inf;
         }
         let api = match &self.namespace {
             Some(ns) => Api::<K>::namespaced(self.client.clone(), ns),
