@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod informer;
+pub mod leader;
 pub mod queue;
 pub mod request;
 pub mod selector;
