@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod informer;
 pub mod leader;
