@@ -11,6 +11,7 @@ pub mod controller;
 pub mod error;
 pub mod informer;
 pub mod leader;
+pub mod objects;
 pub mod queue;
 pub mod request;
 pub mod selector;
