@@ -1,3 +1,24 @@
 //! Shared pieces of Skiff.
+//!
+//! Layered like kube-rs: [`request`] builds requests without I/O, [`config`] finds the
+//! server, [`client`] talks HTTP, and [`informer`], [`queue`], [`controller`] and [`leader`]
+//! are the watch machinery every component runs on. [`objects`] and [`selector`] are helpers
+//! for the API objects themselves.
 
+pub mod client;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod informer;
+pub mod leader;
+pub mod objects;
+pub mod queue;
+pub mod request;
 pub mod selector;
+
+pub use client::{Api, Client, DeleteOutcome, WatchStream};
+pub use error::{Error, Result, Status};
+pub use kube_core::watch::WatchEvent;
+pub use request::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, ResourceInfo, WatchParams,
+};
