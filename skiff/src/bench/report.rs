@@ -1,0 +1,252 @@
+//! Results, the targets they are judged against, and the human-readable table.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::Config;
+use super::stats::Throughput;
+use super::watch::WatchReport;
+
+/// Targets from the issue, for a 2-core machine.
+const EMBEDDED_CREATES_PER_SEC: f64 = 5_000.0;
+const MIN_CREATE_RATIO: f64 = 0.5;
+const WATCH_P99_MS: f64 = 50.0;
+
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub machine: Machine,
+    pub command: String,
+    pub config: Config,
+    /// Size of one benchmark Pod as sent (and as written by the raw phase).
+    pub pod_bytes: usize,
+    pub backends: Vec<BackendReport>,
+    /// Whether every target of every backend passed.
+    pub all_targets_met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub os: String,
+}
+
+impl Machine {
+    fn probe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model,
+            os: format!("{} {}", std::env::consts::OS, kernel.trim()),
+        }
+    }
+}
+
+/// A list phase: lists per second plus the objects they returned per second.
+#[derive(Debug, Serialize)]
+pub struct ListResult {
+    #[serde(flatten)]
+    pub throughput: Throughput,
+    pub items: usize,
+    pub items_per_sec: f64,
+}
+
+impl ListResult {
+    pub fn new(throughput: Throughput, items: usize) -> Self {
+        let items_per_sec = if throughput.seconds > 0.0 {
+            items as f64 / throughput.seconds
+        } else {
+            0.0
+        };
+        Self {
+            throughput,
+            items,
+            items_per_sec,
+        }
+    }
+}
+
+/// One target, the figure it is judged on, and the verdict.
+#[derive(Debug, Serialize)]
+pub struct TargetCheck {
+    pub name: String,
+    pub target: String,
+    pub measured: String,
+    pub pass: bool,
+}
+
+/// Every figure for one backend.
+#[derive(Debug, Serialize)]
+pub struct BackendReport {
+    pub backend: &'static str,
+    pub raw_put: Throughput,
+    pub api_create: Throughput,
+    /// API create rate / raw store put rate.
+    pub create_ratio: f64,
+    pub api_get: Throughput,
+    pub list_all: ListResult,
+    pub list_selected: ListResult,
+    pub watch: WatchReport,
+    pub targets: Vec<TargetCheck>,
+}
+
+impl BackendReport {
+    pub fn new(
+        backend: &'static str,
+        raw_put: Throughput,
+        api_create: Throughput,
+        api_get: Throughput,
+        list_all: ListResult,
+        list_selected: ListResult,
+        watch: WatchReport,
+    ) -> Self {
+        let create_ratio = if raw_put.ops_per_sec > 0.0 {
+            api_create.ops_per_sec / raw_put.ops_per_sec
+        } else {
+            0.0
+        };
+        let mut targets = Vec::new();
+        // The absolute create rate is the embedded store's target: etcd's rate is set by etcd.
+        if backend == "embedded" {
+            targets.push(TargetCheck {
+                name: "API pod creates/s".into(),
+                target: format!(">= {EMBEDDED_CREATES_PER_SEC:.0}/s"),
+                measured: format!("{:.0}/s", api_create.ops_per_sec),
+                pass: api_create.ops_per_sec >= EMBEDDED_CREATES_PER_SEC,
+            });
+        }
+        targets.push(TargetCheck {
+            name: "API create rate / raw store put rate".into(),
+            target: format!(">= {:.0} %", MIN_CREATE_RATIO * 100.0),
+            measured: format!("{:.1} %", create_ratio * 100.0),
+            pass: create_ratio >= MIN_CREATE_RATIO,
+        });
+        targets.push(TargetCheck {
+            name: format!(
+                "watch event p99, {} watchers (all delivered)",
+                watch.shape.watchers
+            ),
+            target: format!("<= {WATCH_P99_MS:.0} ms"),
+            measured: format!(
+                "{:.1} ms, {}/{} delivered",
+                watch.from_ack.p99_ms, watch.delivered, watch.expected
+            ),
+            pass: watch.complete() && watch.from_ack.p99_ms <= WATCH_P99_MS,
+        });
+        Self {
+            backend,
+            raw_put,
+            api_create,
+            create_ratio,
+            api_get,
+            list_all,
+            list_selected,
+            watch,
+            targets,
+        }
+    }
+}
+
+impl Report {
+    pub fn new(config: Config, pod_bytes: usize, backends: Vec<BackendReport>) -> Self {
+        let all_targets_met = backends
+            .iter()
+            .flat_map(|b| &b.targets)
+            .all(|t| t.pass);
+        Self {
+            date: jiff::Timestamp::now().to_string(),
+            machine: Machine::probe(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            config,
+            pod_bytes,
+            backends,
+            all_targets_met,
+        }
+    }
+
+    /// The human-readable form: a phase table and a target table per backend.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "skiff bench apiserver — {}", self.date);
+        let _ = writeln!(out, "machine: {} CPUs, {}, {}", m.cpus, m.cpu_model, m.os);
+        let c = &self.config;
+        let _ = writeln!(
+            out,
+            "pods: {} x {} B, concurrency {}, watchers {} x {} events every {} ms",
+            c.objects, self.pod_bytes, c.concurrency, c.watch.watchers, c.watch.events,
+            c.watch.spacing_ms
+        );
+        for b in &self.backends {
+            let _ = writeln!(out, "\n== {} ==", b.backend);
+            let _ = writeln!(
+                out,
+                "{:<34} {:>7} {:>10} {:>9} {:>9} {:>9}",
+                "phase", "ops", "ops/s", "p50 ms", "p99 ms", "max ms"
+            );
+            let row = |out: &mut String, name: &str, t: &Throughput, extra: &str| {
+                let _ = writeln!(
+                    out,
+                    "{:<34} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>9.2}{extra}",
+                    name,
+                    t.ops,
+                    t.ops_per_sec,
+                    t.latency.p50_ms,
+                    t.latency.p99_ms,
+                    t.latency.max_ms
+                );
+            };
+            row(&mut out, "raw store put (Store::create)", &b.raw_put, "");
+            let ratio = format!("  ({:.1} % of raw)", b.create_ratio * 100.0);
+            row(&mut out, "API create (POST pod)", &b.api_create, &ratio);
+            row(&mut out, "API get (GET pod)", &b.api_get, "");
+            for (name, l) in [
+                ("API list (whole namespace)", &b.list_all),
+                ("API list (labelSelector shard=N)", &b.list_selected),
+            ] {
+                let items = format!("  ({:.0} items/s)", l.items_per_sec);
+                row(&mut out, name, &l.throughput, &items);
+            }
+            let w = &b.watch;
+            let _ = writeln!(
+                out,
+                "watch fan-out: {} watchers x {} events, {}/{} delivered ({} watchers \
+                 incomplete), connected in {:.2} s",
+                w.shape.watchers,
+                w.shape.events,
+                w.delivered,
+                w.expected,
+                w.incomplete_watchers,
+                w.connect_seconds
+            );
+            for (name, l) in [("from write ack", &w.from_ack), ("from write send", &w.from_send)] {
+                let _ = writeln!(
+                    out,
+                    "  delivery delay {name:<16} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+                    l.p50_ms, l.p99_ms, l.max_ms
+                );
+            }
+            let _ = writeln!(out, "targets:");
+            for t in &b.targets {
+                let _ = writeln!(
+                    out,
+                    "  {:<46} {:>10}  measured {:<26} {}",
+                    t.name,
+                    t.target,
+                    t.measured,
+                    if t.pass { "PASS" } else { "MISS" }
+                );
+            }
+        }
+        out
+    }
+}
