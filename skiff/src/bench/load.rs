@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::BenchError;
-use super::stats::Throughput;
+use super::stats::{Throughput, process_cpu_time};
 
 /// Runs `op(0..total)` from `concurrency` tasks, each starting its next operation as soon as
 /// its previous one finished (closed loop: the offered load adapts to the server, so the rate
@@ -29,6 +29,7 @@ where
     let op = Arc::new(op);
     let next = Arc::new(AtomicUsize::new(0));
     let workers = concurrency.clamp(1, total.max(1));
+    let cpu_start = process_cpu_time();
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..workers {
@@ -58,7 +59,12 @@ where
     let all = tokio::time::timeout(limit, collect)
         .await
         .map_err(|_| BenchError::new(format!("{what}: did not finish within {limit:?}")))??;
-    Ok(Throughput::new(all, start.elapsed()))
+    let wall = start.elapsed();
+    Ok(Throughput::new(
+        all,
+        wall,
+        process_cpu_time().saturating_sub(cpu_start),
+    ))
 }
 
 #[cfg(test)]

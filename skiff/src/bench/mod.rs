@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apiserver::registry::{Registry, RegistryConfig, WriteOptions};
+use apiserver::resources;
 use apiserver::storage::Store;
 use apiserver::storage::embedded::EmbeddedStore;
 use apiserver::storage::etcd::EtcdStore;
@@ -32,7 +34,7 @@ use serde::Serialize;
 use self::api::{InProcessApi, expect, pooled_client};
 use self::load::closed_loop;
 use self::payload::{SHARDS, pod_name, pods_in_shard};
-use self::report::{BackendReport, ListResult, Report};
+use self::report::{BackendReport, ListResult, Measured, Report};
 use self::watch::FanOut;
 
 /// A benchmark failed to run (as opposed to running and missing a target).
@@ -206,13 +208,11 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<(), BenchError> {
     }
     // Missing a target is a result; a watcher missing an event is a bug, and fails the run.
     for backend in &report.backends {
-        if !backend.watch.complete() {
+        let watch = &backend.measured.watch;
+        if !watch.complete() {
             return Err(BenchError::new(format!(
                 "{}: watchers received {} of {} events ({} watchers incomplete)",
-                backend.backend,
-                backend.watch.delivered,
-                backend.watch.expected,
-                backend.watch.incomplete_watchers
+                backend.backend, watch.delivered, watch.expected, watch.incomplete_watchers
             )));
         }
     }
@@ -303,12 +303,42 @@ async fn bench_backend(
         .await?
     };
 
+    progress(&format!(
+        "{name}: registry create (in process, no HTTP), {n} pods from {c} tasks"
+    ));
+    let registry_create = {
+        let fresh = backend.fresh("registry").await?;
+        let registry = Registry::new(Arc::clone(&fresh.store), RegistryConfig::default())
+            .await
+            .map_err(|e| BenchError::new(format!("starting the registry: {e}")))?;
+        let pods = resources::lookup("", "v1", "pods")
+            .ok_or_else(|| BenchError::new("the registry serves no v1 pods"))?;
+        let payloads = Arc::clone(payloads);
+        closed_loop("registry create", n, c, PHASE_LIMIT, move |i| {
+            let registry = Arc::clone(&registry);
+            let body = payloads[i].clone();
+            async move {
+                // Parsing the body is part of the server's work, as in the HTTP phase.
+                let body = serde_json::from_slice(&body)
+                    .map_err(|e| BenchError::new(format!("pod JSON: {e}")))?;
+                registry
+                    .create(pods, Some("default"), body, &WriteOptions::default())
+                    .await
+                    .map(drop)
+                    .map_err(|e| BenchError::new(format!("registry create: {e}")))
+            }
+        })
+        .await?
+    };
+
     let fresh = backend.fresh("api").await?;
     let server = InProcessApi::start(Arc::clone(&fresh.store)).await?;
     let client = pooled_client(c)?;
     let pods = format!("{}{PODS}", server.base);
 
-    progress(&format!("{name}: API create, {n} POST pods over {c} connections"));
+    progress(&format!(
+        "{name}: API create, {n} POST pods over {c} connections"
+    ));
     let api_create = {
         let (client, pods, payloads) = (client.clone(), pods.clone(), Arc::clone(payloads));
         closed_loop("API create", n, c, PHASE_LIMIT, move |i| {
@@ -316,7 +346,11 @@ async fn bench_backend(
                 .post(&pods)
                 .header("content-type", "application/json")
                 .body(payloads[i].clone());
-            async move { expect(request, StatusCode::CREATED, "POST pod").await.map(drop) }
+            async move {
+                expect(request, StatusCode::CREATED, "POST pod")
+                    .await
+                    .map(drop)
+            }
         })
         .await?
     };
@@ -332,7 +366,10 @@ async fn bench_backend(
         .await?
     };
 
-    progress(&format!("{name}: API list, {} lists of all {n} pods", config.full_lists));
+    progress(&format!(
+        "{name}: API list, {} lists of all {n} pods",
+        config.full_lists
+    ));
     let list_all = list_phase(
         &client,
         ListSpec {
@@ -372,12 +409,15 @@ async fn bench_backend(
 
     Ok(BackendReport::new(
         name,
-        raw_put,
-        api_create,
-        api_get,
-        list_all,
-        list_selected,
-        watch,
+        Measured {
+            raw_put,
+            registry_create,
+            api_create,
+            api_get,
+            list_all,
+            list_selected,
+            watch,
+        },
     ))
 }
 

@@ -68,7 +68,9 @@ pub async fn fan_out(
     let collection = format!("{base}{NAMESPACE_CMS}");
     let item = format!("{collection}/{CM_NAME}");
     let created = expect(
-        writer.post(&collection).json(&watched_config_map(CM_NAME, -1, None)),
+        writer
+            .post(&collection)
+            .json(&watched_config_map(CM_NAME, -1, None)),
         StatusCode::CREATED,
         "creating the watched ConfigMap",
     )
@@ -221,11 +223,11 @@ async fn watcher(
         buffer.extend_from_slice(&chunk);
         while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
-            if let Some(slot) = event_seq(&line).and_then(|seq| arrivals.get_mut(seq)) {
-                if slot.is_none() {
-                    *slot = Some(now);
-                    received += 1;
-                }
+            if let Some(slot) = event_seq(&line).and_then(|seq| arrivals.get_mut(seq))
+                && slot.is_none()
+            {
+                *slot = Some(now);
+                received += 1;
             }
         }
     }
