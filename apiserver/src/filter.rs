@@ -70,10 +70,10 @@ impl Filter {
 
     /// Whether `obj` passes every part of the filter.
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(ns) = &self.namespace {
-            if obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str()) {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
+        {
+            return false;
         }
         if let Some(labels) = &self.labels {
             let empty = Value::Object(Default::default());
@@ -82,10 +82,10 @@ impl Filter {
                 return false;
             }
         }
-        if let Some(fields) = &self.fields {
-            if !fields.matches(|f| field_value(self.kind, obj, f)) {
-                return false;
-            }
+        if let Some(fields) = &self.fields
+            && !fields.matches(|f| field_value(self.kind, obj, f))
+        {
+            return false;
         }
         true
     }

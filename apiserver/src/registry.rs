@@ -27,6 +27,9 @@ use crate::watchcache::{CacheConfig, Subscription, WatchCache, WatchStart};
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Namespaces Kubernetes refuses to delete.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// How many times a write retries after losing a compare-and-swap race.
 const MAX_RETRIES: usize = 32;
 
@@ -99,18 +102,18 @@ impl DeleteOptions {
             .get("propagationPolicy")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if let Some(p) = &propagation {
-            if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-                return Err(Error::Invalid {
-                    kind: "DeleteOptions".into(),
-                    name: String::new(),
-                    causes: vec![Cause::not_supported(
-                        "propagationPolicy",
-                        &json!(p),
-                        &["Foreground", "Background", "Orphan"],
-                    )],
-                });
-            }
+        if let Some(p) = &propagation
+            && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+        {
+            return Err(Error::Invalid {
+                kind: "DeleteOptions".into(),
+                name: String::new(),
+                causes: vec![Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(p),
+                    &["Foreground", "Background", "Orphan"],
+                )],
+            });
         }
         if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && propagation.is_none()
         {
@@ -208,10 +211,7 @@ fn storage_error(rt: &ResourceType, name: &str, e: StorageError) -> Error {
             resource: rt.group_resource(),
             name: name.to_string(),
         },
-        StorageError::NotFound(_) => Error::NotFound {
-            resource: rt.group_resource(),
-            name: name.to_string(),
-        },
+        StorageError::NotFound(_) => not_found(rt, name),
         StorageError::Conflict { .. } => conflict(rt, name),
         StorageError::Compacted {
             requested,
@@ -222,6 +222,22 @@ fn storage_error(rt: &ResourceType, name: &str, e: StorageError) -> Error {
         StorageError::Unavailable(m) => Error::Internal(format!("storage unavailable: {m}")),
         StorageError::Internal(m) => Error::Internal(m),
     }
+}
+
+fn not_found(rt: &ResourceType, name: &str) -> Error {
+    Error::NotFound {
+        resource: rt.group_resource(),
+        name: name.to_string(),
+    }
+}
+
+/// The current object inside a write decision, or NotFound when it is gone.
+fn current_or_not_found<'a>(
+    cur: Option<&'a Value>,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<&'a Value, Error> {
+    cur.ok_or_else(|| not_found(rt, name))
 }
 
 fn conflict(rt: &ResourceType, name: &str) -> Error {
@@ -328,10 +344,7 @@ impl Registry {
             .map_err(|e| storage_error(rt, name, e))?
         {
             Some(kv) => decode_stored(&kv.value, kv.mod_revision),
-            None => Err(Error::NotFound {
-                resource: rt.group_resource(),
-                name: name.to_string(),
-            }),
+            None => Err(not_found(rt, name)),
         }
     }
 
@@ -380,13 +393,13 @@ impl Registry {
         let revision = continued.as_ref().map(|(rv, _)| *rv).unwrap_or(revision);
         let mut continue_token = None;
         let mut remaining = None;
-        if let Some(limit) = opts.limit.filter(|l| *l > 0) {
-            if items.len() > limit {
-                remaining = Some(items.len() - limit);
-                items.truncate(limit);
-                let last = items.last().map(|o| cache.key_of(o)).unwrap_or_default();
-                continue_token = Some(encode_continue(revision, &last));
-            }
+        if let Some(limit) = opts.limit.filter(|l| *l > 0)
+            && items.len() > limit
+        {
+            remaining = Some(items.len() - limit);
+            items.truncate(limit);
+            let last = items.last().map(|o| cache.key_of(o)).unwrap_or_default();
+            continue_token = Some(encode_continue(revision, &last));
         }
         Ok(Listed {
             items,
@@ -505,27 +518,30 @@ impl Registry {
         decode_as(group, version, kind, body, validation, warnings)
     }
 
-    async fn check_namespace(&self, rt: &ResourceType, ns: Option<&str>) -> Result<(), Error> {
+    /// The namespace of a new object must exist and not be terminating.
+    async fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), Error> {
         if !rt.namespaced {
             return Ok(());
         }
         let ns = ns.ok_or_else(|| Error::bad_request("the namespace of the object is required"))?;
         let ns_rt = resources::lookup("", "v1", "namespaces").expect("namespaces served");
-        let namespace = match self.get(ns_rt, None, ns).await {
-            Ok(n) => n,
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::NotFound {
-                    resource: "namespaces".into(),
-                    name: ns.to_string(),
-                });
-            }
-            Err(e) => return Err(e),
+        // The cache answers the common case without a store read; a namespace created a moment
+        // ago that the cache has not seen yet is looked up in the store.
+        let cached = self.cache(ns_rt).get(&ns_rt.key(None, ns));
+        let terminating = match cached {
+            Some(n) => objmeta::is_terminating(&n),
+            None => objmeta::is_terminating(&self.get(ns_rt, None, ns).await?),
         };
-        if objmeta::is_terminating(&namespace) {
+        if terminating {
             return Err(Error::Forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 rt.group_resource(),
-                "",
+                name,
             )));
         }
         Ok(())
@@ -560,13 +576,12 @@ impl Registry {
                 .get("name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
-            if !has_name {
-                if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-                    if !prefix.is_empty() {
-                        let name = objmeta::generate_name(prefix, &mut rand::rng());
-                        meta.insert("name".into(), json!(name));
-                    }
-                }
+            if !has_name
+                && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+                && !prefix.is_empty()
+            {
+                let name = objmeta::generate_name(prefix, &mut rand::rng());
+                meta.insert("name".into(), json!(name));
             }
         }
         let now = now_rfc3339();
@@ -599,9 +614,9 @@ impl Registry {
     ) -> Result<Written, Error> {
         let mut warnings = Vec::new();
         let obj = self.decode_body(rt, body, opts.field_validation, &mut warnings)?;
-        self.check_namespace(rt, ns).await?;
         let mut obj = self.prepare_new(rt, ns, obj, opts)?;
         let name = objmeta::name(&obj).to_string();
+        self.check_namespace(rt, ns, &name).await?;
         let span = info_span!("create", resource = rt.resource, key = %rt.key(ns, &name));
         async {
             let allocated = if opts.dry_run {
@@ -660,7 +675,7 @@ impl Registry {
         let existing = self.get(rt, ns, name).await;
         let (obj, created) = match existing {
             Err(Error::NotFound { .. }) if rt.create_on_update && sub.is_none() => {
-                self.check_namespace(rt, ns).await?;
+                self.check_namespace(rt, ns, name).await?;
                 let new = self.prepare_new(rt, ns, body.clone(), opts)?;
                 self.guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
                     None => Ok(Decision::Create(new.clone())),
@@ -669,22 +684,20 @@ impl Registry {
                 .await?
             }
             _ => {
-                let old_service = self.get(rt, ns, name).await.ok();
+                let mut previous = None;
                 let result = self
                     .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                        let cur = cur.ok_or_else(|| Error::NotFound {
-                            resource: rt.group_resource(),
-                            name: name.to_string(),
-                        })?;
-                        if let Some(rv) = precondition {
-                            if objmeta::resource_version(cur).and_then(Result::ok) != Some(rv) {
-                                return Err(conflict(rt, name));
-                            }
+                        let cur = current_or_not_found(cur, rt, name)?;
+                        remember_service(rt, cur, &mut previous);
+                        if let Some(rv) = precondition
+                            && objmeta::resource_version(cur).and_then(Result::ok) != Some(rv)
+                        {
+                            return Err(conflict(rt, name));
                         }
                         self.decide_update(rt, body.clone(), cur, sub, opts)
                     })
                     .await?;
-                if let (Some(old), false) = (old_service, opts.dry_run) {
+                if let (Some(old), false) = (previous, opts.dry_run) {
                     self.reconcile_service_allocations(rt, &old, &result.0)
                         .await;
                 }
@@ -778,53 +791,52 @@ impl Registry {
         };
         let now = now_rfc3339();
         let existing = self.get(rt, ns, name).await;
-        if let (Err(Error::NotFound { .. }), Some(applied)) = (&existing, &applied) {
-            if sub.is_none() {
-                let created = patch::server_side_apply(
-                    rt.group,
-                    rt.kind,
-                    None,
-                    applied,
-                    manager.as_deref().unwrap_or_default(),
-                    opts.force,
-                    &now,
-                )
-                .map_err(patch_error(rt, name))?;
-                let decoded =
-                    self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
-                if objmeta::name(&decoded) != name {
-                    return Err(Error::bad_request(
-                        "the name of the object does not match the name on the URL",
-                    ));
-                }
-                self.check_namespace(rt, ns).await?;
-                let mut plain = opts.clone();
-                plain.field_manager = None;
-                let mut obj = self.prepare_new(rt, ns, decoded, &plain)?;
-                let allocated = if opts.dry_run {
-                    Vec::new()
-                } else {
-                    self.allocate_service(rt, &mut obj, None).await?
-                };
-                let result = self
-                    .guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
-                        None => Ok(Decision::Create(obj.clone())),
-                        Some(_) => Err(conflict(rt, name)),
-                    })
-                    .await;
-                if result.is_err() {
-                    self.release(&allocated).await;
-                }
-                let (object, created) = result?;
-                return Ok(Written {
-                    object,
-                    created,
-                    warnings,
-                });
+        if let (Err(Error::NotFound { .. }), Some(applied)) = (&existing, &applied)
+            && sub.is_none()
+        {
+            let created = patch::server_side_apply(
+                rt.group,
+                rt.kind,
+                None,
+                applied,
+                manager.as_deref().unwrap_or_default(),
+                opts.force,
+                &now,
+            )
+            .map_err(patch_error(rt, name))?;
+            let decoded = self.decode_body(rt, created, opts.field_validation, &mut warnings)?;
+            if objmeta::name(&decoded) != name {
+                return Err(Error::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
             }
+            self.check_namespace(rt, ns, name).await?;
+            let mut plain = opts.clone();
+            plain.field_manager = None;
+            let mut obj = self.prepare_new(rt, ns, decoded, &plain)?;
+            let allocated = if opts.dry_run {
+                Vec::new()
+            } else {
+                self.allocate_service(rt, &mut obj, None).await?
+            };
+            let result = self
+                .guaranteed_update(rt, ns, name, opts.dry_run, |cur| match cur {
+                    None => Ok(Decision::Create(obj.clone())),
+                    Some(_) => Err(conflict(rt, name)),
+                })
+                .await;
+            if result.is_err() {
+                self.release(&allocated).await;
+            }
+            let (object, created) = result?;
+            return Ok(Written {
+                object,
+                created,
+                warnings,
+            });
         }
         existing?;
-        let old = self.get(rt, ns, name).await.ok();
+        let mut previous = None;
         let mut update_opts = opts.clone();
         if patch_type == PatchType::Apply {
             // Apply records its own managed fields; the update path must not add an Update entry.
@@ -832,10 +844,8 @@ impl Registry {
         }
         let (object, created) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
+                remember_service(rt, cur, &mut previous);
                 let patched = match &applied {
                     Some(applied) => patch::server_side_apply(
                         rt.group,
@@ -850,8 +860,10 @@ impl Registry {
                     None => patch::apply_patch(rt.group, rt.kind, cur, patch_type, body)
                         .map_err(patch_error(rt, name))?,
                 };
-                let mut w = Vec::new();
-                let decoded = self.decode_body(rt, patched, opts.field_validation, &mut w)?;
+                // Only the attempt that lands reports its warnings.
+                warnings.clear();
+                let decoded =
+                    self.decode_body(rt, patched, opts.field_validation, &mut warnings)?;
                 if objmeta::resource_version(&decoded).and_then(Result::ok)
                     != objmeta::resource_version(cur).and_then(Result::ok)
                 {
@@ -860,7 +872,7 @@ impl Registry {
                 self.decide_update(rt, decoded, cur, sub, &update_opts)
             })
             .await?;
-        if let (Some(old), false) = (old, opts.dry_run) {
+        if let (Some(old), false) = (previous, opts.dry_run) {
             self.reconcile_service_allocations(rt, &old, &object).await;
         }
         Ok(Written {
@@ -878,13 +890,15 @@ impl Registry {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Value, Error> {
+        if rt.group.is_empty() && rt.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(Error::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let span = info_span!("delete", resource = rt.resource, key = %rt.key(ns, name));
         let (obj, _) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 decide_delete(rt, cur, opts)
             })
             .instrument(span)
@@ -936,10 +950,7 @@ impl Registry {
         }
         let (object, _) = self
             .guaranteed_update(rt, None, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 let mut new = cur.clone();
                 new["spec"]["finalizers"] = finalizers.clone();
                 let empty = finalizers.as_array().is_none_or(Vec::is_empty);
@@ -978,10 +989,7 @@ impl Registry {
     ) -> Result<Value, Error> {
         let (obj, _) = self
             .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
-                let cur = cur.ok_or_else(|| Error::NotFound {
-                    resource: rt.group_resource(),
-                    name: name.to_string(),
-                })?;
+                let cur = current_or_not_found(cur, rt, name)?;
                 let scale = scale_of(cur);
                 let new_scale = match &change {
                     ScaleChange::Replace(v) => v.clone(),
@@ -990,10 +998,10 @@ impl Registry {
                             .map_err(patch_error(rt, name))?
                     }
                 };
-                if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok) {
-                    if Some(rv) != objmeta::resource_version(cur).and_then(Result::ok) {
-                        return Err(conflict(rt, name));
-                    }
+                if let Some(rv) = objmeta::resource_version(&new_scale).and_then(Result::ok)
+                    && Some(rv) != objmeta::resource_version(cur).and_then(Result::ok)
+                {
+                    return Err(conflict(rt, name));
                 }
                 let replicas = match new_scale.pointer("/spec/replicas") {
                     None | Some(Value::Null) => 0,
@@ -1037,10 +1045,7 @@ impl Registry {
             })?
             .to_string();
         self.guaranteed_update(rt, ns, name, false, |cur| {
-            let cur = cur.ok_or_else(|| Error::NotFound {
-                resource: rt.group_resource(),
-                name: name.to_string(),
-            })?;
+            let cur = current_or_not_found(cur, rt, name)?;
             if objmeta::is_terminating(cur) {
                 return Err(Error::Conflict {
                     resource: rt.group_resource(),
@@ -1125,7 +1130,7 @@ impl Registry {
         obj: &mut Value,
         _old: Option<&Value>,
     ) -> Result<Vec<Allocation>, Error> {
-        if rt.kind != "Service" || rt.group != "" {
+        if !is_service(rt) {
             return Ok(Vec::new());
         }
         let mut done = Vec::new();
@@ -1166,21 +1171,21 @@ impl Registry {
         } else {
             obj["spec"]["clusterIPs"] = json!(["None"]);
         }
-        if svc_type == "NodePort" || svc_type == "LoadBalancer" {
-            if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-                for (i, port) in ports.iter_mut().enumerate() {
-                    let wanted = port
-                        .get("nodePort")
-                        .and_then(Value::as_u64)
-                        .and_then(|p| u16::try_from(p).ok());
-                    let field = format!("spec.ports[{i}].nodePort");
-                    let p = self
-                        .allocator
-                        .allocate_port(wanted.filter(|p| *p != 0), &field)
-                        .await?;
-                    done.push(Allocation::Port(p));
-                    port["nodePort"] = json!(p);
-                }
+        if (svc_type == "NodePort" || svc_type == "LoadBalancer")
+            && let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+        {
+            for (i, port) in ports.iter_mut().enumerate() {
+                let wanted = port
+                    .get("nodePort")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok());
+                let field = format!("spec.ports[{i}].nodePort");
+                let p = self
+                    .allocator
+                    .allocate_port(wanted.filter(|p| *p != 0), &field)
+                    .await?;
+                done.push(Allocation::Port(p));
+                port["nodePort"] = json!(p);
             }
         }
         Ok(())
@@ -1188,7 +1193,7 @@ impl Registry {
 
     /// After a Service update, releases what the old spec held and the new one doesn't.
     async fn reconcile_service_allocations(&self, rt: &ResourceType, old: &Value, new: &Value) {
-        if rt.kind != "Service" || rt.group != "" {
+        if !is_service(rt) {
             return;
         }
         let old_ports = node_ports(old);
@@ -1209,14 +1214,15 @@ impl Registry {
 
     /// Frees what a deleted object held (ClusterIPs, NodePorts), in the background.
     fn after_delete(&self, rt: &ResourceType, obj: &Value) {
-        if rt.kind != "Service" || rt.group != "" {
+        if !is_service(rt) {
             return;
         }
         let mut allocations = Vec::new();
-        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            if ip != "None" && !ip.is_empty() {
-                allocations.push(Allocation::Ip(ip.to_string()));
-            }
+        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+            && ip != "None"
+            && !ip.is_empty()
+        {
+            allocations.push(Allocation::Ip(ip.to_string()));
         }
         allocations.extend(node_ports(obj).into_iter().map(Allocation::Port));
         let store = self.store.clone();
@@ -1234,6 +1240,17 @@ impl Registry {
             }
         });
     }
+}
+
+/// Keeps the stored Service a write replaces, so its released NodePorts can be freed after.
+fn remember_service(rt: &ResourceType, cur: &Value, previous: &mut Option<Value>) {
+    if is_service(rt) {
+        *previous = Some(cur.clone());
+    }
+}
+
+fn is_service(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "Service"
 }
 
 enum Allocation {
@@ -1398,10 +1415,11 @@ fn decide_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> Result
         _ => None,
     };
     let terminating = objmeta::is_terminating(cur);
-    if let Some(f) = extra {
-        if !terminating && !finalizers.iter().any(|x| x == f) {
-            finalizers.push(f.to_string());
-        }
+    if let Some(f) = extra
+        && !terminating
+        && !finalizers.iter().any(|x| x == f)
+    {
+        finalizers.push(f.to_string());
     }
     if rt.kind == "Namespace" && rt.group.is_empty() {
         let spec_finalizers = cur
@@ -1553,19 +1571,18 @@ fn set_condition(obj: &mut Value, cond_type: &str, status: &str) {
 /// A Service update that leaves clusterIP or nodePorts empty keeps the allocated ones, so
 /// `kubectl replace` and apply of a manifest without them work.
 fn carry_over_service_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
-    if rt.kind != "Service" || !rt.group.is_empty() {
+    if !is_service(rt) {
         return;
     }
     for field in ["clusterIP", "clusterIPs"] {
         let missing = new
             .pointer(&format!("/spec/{field}"))
             .is_none_or(|v| v.is_null() || v == "");
-        if missing {
-            if let Some(v) = old.pointer(&format!("/spec/{field}")) {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert(field.into(), v.clone());
-                }
-            }
+        if missing
+            && let Some(v) = old.pointer(&format!("/spec/{field}"))
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert(field.into(), v.clone());
         }
     }
     let old_ports = old

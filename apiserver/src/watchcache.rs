@@ -123,16 +123,16 @@ impl Subscription {
         }
     }
 
-    /// An event already waiting, without blocking: `Ok(None)` when none is buffered, `Err` when
-    /// the feed has ended. Store-backed feeds never report buffered events here.
-    pub fn try_next(&mut self) -> Result<Option<Arc<CacheEvent>>, ()> {
+    /// An event already waiting, without blocking. Store-backed feeds never report buffered
+    /// events here.
+    pub fn try_next(&mut self) -> Polled {
         match &mut self.live {
             Live::Cache(rx) => match rx.try_recv() {
-                Ok(ev) => Ok(Some(ev)),
-                Err(broadcast::error::TryRecvError::Empty) => Ok(None),
-                Err(_) => Err(()),
+                Ok(ev) => Polled::Event(ev),
+                Err(broadcast::error::TryRecvError::Empty) => Polled::Empty,
+                Err(_) => Polled::Ended,
             },
-            Live::Store(_) => Ok(None),
+            Live::Store(_) => Polled::Empty,
         }
     }
 
@@ -140,6 +140,15 @@ impl Subscription {
     pub fn is_cache_backed(&self) -> bool {
         matches!(self.live, Live::Cache(_))
     }
+}
+
+/// What [`Subscription::try_next`] found.
+pub enum Polled {
+    Event(Arc<CacheEvent>),
+    /// Nothing buffered right now.
+    Empty,
+    /// The feed has ended; the client must resume.
+    Ended,
 }
 
 fn event_from_store(ev: StoreEvent) -> Option<CacheEvent> {
@@ -304,6 +313,16 @@ impl WatchCache {
         (items, state.revision)
     }
 
+    /// One object by storage key, as the cache last saw it.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state
+            .read()
+            .expect("cache lock poisoned")
+            .objects
+            .get(key)
+            .cloned()
+    }
+
     /// The key of an object in this cache (for continue tokens).
     pub fn key_of(&self, obj: &Value) -> String {
         self.rt.key(objmeta::namespace(obj), objmeta::name(obj))
@@ -318,10 +337,10 @@ impl WatchCache {
     /// both are taken under the same lock that appends new events.
     pub async fn subscribe(&self, start: WatchStart) -> Result<Subscription, Error> {
         self.wait_ready().await;
-        if let WatchStart::After(rv) = start {
-            if rv > self.revision() {
-                self.wait_for_revision(rv).await?;
-            }
+        if let WatchStart::After(rv) = start
+            && rv > self.revision()
+        {
+            self.wait_for_revision(rv).await?;
         }
         if let WatchStart::After(rv) = start {
             let oldest = self.state.read().expect("cache lock poisoned").oldest;

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Api, TestServer};
+use support::{Api, Backend, TestServer};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -39,9 +39,8 @@ async fn count(api: &Api, path: &str) -> usize {
     r.body["items"].as_array().map(Vec::len).unwrap_or(0)
 }
 
-#[tokio::test]
-async fn crud_metadata_and_optimistic_concurrency() {
-    let server = TestServer::start().await;
+async fn crud_metadata_and_optimistic_concurrency(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
 
     let created = api.post(PODS, &pod("web-1")).await;
@@ -103,9 +102,8 @@ async fn crud_metadata_and_optimistic_concurrency() {
     assert_eq!(api.get(&format!("{PODS}/web-1")).await.code, 404);
 }
 
-#[tokio::test]
-async fn generation_names_and_namespaces() {
-    let server = TestServer::start().await;
+async fn generation_names_and_namespaces(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
 
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -153,6 +151,10 @@ async fn generation_names_and_namespaces() {
     let name = generated.body["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
 
+    let forbidden = api.delete("/api/v1/namespaces/default", None).await;
+    assert_eq!(forbidden.code, 403, "{:?}", forbidden.body);
+    assert_eq!(forbidden.body["reason"], "Forbidden");
+
     let nowhere = api
         .post(
             "/api/v1/namespaces/missing/configmaps",
@@ -172,9 +174,8 @@ async fn generation_names_and_namespaces() {
     assert!(node.body["metadata"].get("namespace").is_none());
 }
 
-#[tokio::test]
-async fn finalizers_and_graceful_pod_deletion() {
-    let server = TestServer::start().await;
+async fn finalizers_and_graceful_pod_deletion(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
 
     let c = api
@@ -235,9 +236,8 @@ async fn finalizers_and_graceful_pod_deletion() {
     assert_eq!(api.get(&format!("{PODS}/bound")).await.code, 404);
 }
 
-#[tokio::test]
-async fn status_and_scale_subresources() {
-    let server = TestServer::start().await;
+async fn status_and_scale_subresources(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     api.post(DEPLOYS, &deployment("web", 1)).await;
 
@@ -284,9 +284,8 @@ async fn status_and_scale_subresources() {
     assert_eq!(negative.code, 422);
 }
 
-#[tokio::test]
-async fn every_patch_type_and_dry_run() {
-    let server = TestServer::start().await;
+async fn every_patch_type_and_dry_run(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     api.post(DEPLOYS, &deployment("web", 1)).await;
     let path = format!("{DEPLOYS}/web");
@@ -392,9 +391,8 @@ async fn every_patch_type_and_dry_run() {
     assert_eq!(forced.body["data"]["a"], "2");
 }
 
-#[tokio::test]
-async fn selectors_paging_and_tables() {
-    let server = TestServer::start().await;
+async fn selectors_paging_and_tables(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     for i in 0..7 {
         let mut p = pod(&format!("p{i}"));
@@ -475,10 +473,8 @@ async fn selectors_paging_and_tables() {
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
-#[tokio::test]
-async fn watches_follow_resource_version_semantics() {
-    let server =
-        TestServer::start_with(support::Backend::Embedded, &["--bookmark-interval", "1"]).await;
+async fn watches_follow_resource_version_semantics(backend: Backend) {
+    let server = TestServer::start_with(backend, &["--bookmark-interval", "1"]).await;
     let api = server.client();
     api.post(CM, &json!({"metadata": {"name": "before"}})).await;
     let list = api.get(CM).await.body;
@@ -592,9 +588,8 @@ async fn too_old_watches_get_410_expired() {
     assert_eq!(r.body["reason"], "Expired");
 }
 
-#[tokio::test]
-async fn services_get_cluster_ips_and_node_ports() {
-    let server = TestServer::start().await;
+async fn services_get_cluster_ips_and_node_ports(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     let svc = |name: &str, extra: Value| {
         let mut s = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
@@ -736,9 +731,8 @@ async fn discovery_openapi_health_and_metrics() {
     );
 }
 
-#[tokio::test]
-async fn eviction_respects_disruption_budgets() {
-    let server = TestServer::start().await;
+async fn eviction_respects_disruption_budgets(backend: Backend) {
+    let server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     api.post(PODS, &pod("victim")).await;
     let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "keep"},
@@ -767,4 +761,113 @@ async fn eviction_respects_disruption_budgets() {
         .await;
     assert_eq!(ok.code, 201, "{:?}", ok.body);
     assert_eq!(api.get(&format!("{PODS}/victim")).await.code, 404);
+}
+
+/// Runs each scenario once per storage backend; every etcd run gets its own etcd.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (etcd, _store) = crate::support::etcd::EtcdServer::start().await;
+                    super::$name(super::Backend::Etcd(etcd.endpoint.clone())).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    crud_metadata_and_optimistic_concurrency,
+    generation_names_and_namespaces,
+    finalizers_and_graceful_pod_deletion,
+    status_and_scale_subresources,
+    every_patch_type_and_dry_run,
+    selectors_paging_and_tables,
+    watches_follow_resource_version_semantics,
+    services_get_cluster_ips_and_node_ports,
+    eviction_respects_disruption_budgets,
+);
+
+#[tokio::test]
+async fn deletecollection_by_label() {
+    let server = TestServer::start().await;
+    let api = server.client();
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm = json!({"metadata": {"name": name, "labels": {"tier": tier}}});
+        assert_eq!(api.post(CM, &cm).await.code, 201);
+    }
+    let r = api
+        .delete(&format!("{CM}?labelSelector=tier%3Dx"), None)
+        .await;
+    assert_eq!(r.code, 200, "{:?}", r.body);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    let left = api.get(CM).await.body;
+    let names: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c"]);
+}
+
+#[tokio::test]
+async fn a_slow_watcher_neither_stalls_others_nor_is_buffered_forever() {
+    let server = TestServer::start().await;
+    let api = server.client();
+    let start = rv(&api.get(CM).await.body);
+    // The slow watcher never reads until all writes are done.
+    let mut slow = api
+        .watch(&format!("{CM}?watch=1&resourceVersion={start}"))
+        .await;
+    let mut fast = api
+        .watch(&format!("{CM}?watch=1&resourceVersion={start}"))
+        .await;
+    let big = "x".repeat(2048);
+    let total = 6000usize;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let api = api.clone();
+            let big = big.clone();
+            tokio::spawn(async move {
+                for i in (w..total).step_by(8) {
+                    let cm = json!({"metadata": {"name": format!("c{i}")}, "data": {"pad": big}});
+                    assert_eq!(api.post(CM, &cm).await.code, 201);
+                }
+            })
+        })
+        .collect();
+    let mut fast_seen = 0;
+    while fast_seen < total {
+        let ev = fast
+            .next(Duration::from_secs(20))
+            .await
+            .expect("fast watcher keeps getting events");
+        assert_eq!(ev["type"], "ADDED");
+        fast_seen += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // The server gave up on the slow watcher instead of buffering all of it: its stream ends
+    // before delivering everything.
+    let mut slow_seen = 0;
+    while let Some(ev) = slow.next(Duration::from_secs(20)).await {
+        assert_eq!(ev["type"], "ADDED");
+        slow_seen += 1;
+    }
+    assert!(
+        slow_seen < total,
+        "the slow watcher's stream was ended ({slow_seen} of {total})"
+    );
 }

@@ -437,7 +437,23 @@ async fn bad_requests_get_statuses_and_store_nothing() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(warning.contains("unknown field \"dataa\""), "{warning}");
+    assert_eq!(warning, r#"299 - "unknown field \"dataa\"""#);
     let body: Value = warned.json().await.unwrap();
     assert!(body.get("dataa").is_none());
+
+    // Patches report unknown fields the same way.
+    let patched = api
+        .http
+        .patch(format!("{}{CM}/warned", api.base))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"binaryDataa":{"x":"eQ=="}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    let warning = patched
+        .headers()
+        .get("warning")
+        .expect("a Warning header on patch");
+    assert!(warning.to_str().unwrap().contains("binaryDataa"));
 }

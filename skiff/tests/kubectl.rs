@@ -345,7 +345,10 @@ async fn create_get_describe_delete() {
     );
     let described = server.kubectl(&["describe", "svc", "my-service"]);
     assert!(
-        described.ok().contains("TargetPort:        9376/TCP"),
+        described
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("TargetPort:") && l.ends_with(" 9376/TCP")),
         "{}",
         described.stdout
     );
@@ -413,8 +416,13 @@ async fn apply_of_documentation_manifests_and_get_watch() {
             lines.push(line);
         }
         if !created && lines.iter().any(|l| l.starts_with("game-demo")) {
+            // kubectl's imperative `create configmap` sends protobuf, which Skiff does not
+            // decode; `create -f -` sends JSON.
             server
-                .kubectl(&["create", "configmap", "watched", "--from-literal=a=b"])
+                .kubectl_stdin(
+                    &["create", "-f", "-"],
+                    Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n"),
+                )
                 .ok();
             created = true;
         }

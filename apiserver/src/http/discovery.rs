@@ -99,11 +99,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "kind": sub.body_gvk().map(|(_, _, k)| k).unwrap_or(r.kind),
                 "verbs": sub.verbs(),
             });
-            if let Some((g, v, _)) = sub.body_gvk() {
-                if g != r.group || v != r.version {
-                    s["group"] = json!(g);
-                    s["version"] = json!(v);
-                }
+            if let Some((g, v, _)) = sub.body_gvk()
+                && (g != r.group || v != r.version)
+            {
+                s["group"] = json!(g);
+                s["version"] = json!(v);
             }
             list.push(s);
         }

@@ -197,12 +197,12 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Error> {
 
 fn write_options(query: &Query) -> Result<WriteOptions, Error> {
     let field_manager = query.get("fieldManager").map(str::to_string);
-    if let Some(m) = &field_manager {
-        if m.chars().count() > 128 || m.chars().any(|c| c.is_control()) {
-            return Err(Error::bad_request(
-                "fieldManager: Invalid value: must be at most 128 printable characters",
-            ));
-        }
+    if let Some(m) = &field_manager
+        && (m.chars().count() > 128 || m.chars().any(|c| c.is_control()))
+    {
+        return Err(Error::bad_request(
+            "fieldManager: Invalid value: must be at most 128 printable characters",
+        ));
     }
     Ok(WriteOptions {
         dry_run: query.dry_run()?,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::filter::Filter;
 use crate::printers;
 use crate::resources::ResourceType;
-use crate::watchcache::{CacheEvent, EventType, Subscription, WatchCache};
+use crate::watchcache::{CacheEvent, EventType, Polled, Subscription, WatchCache};
 
 use super::negotiate::TableVersion;
 
@@ -153,10 +153,10 @@ async fn pump(
     let mut last_revision = 0i64;
     for ev in std::mem::take(&mut sub.initial) {
         last_revision = last_revision.max(ev.revision);
-        if let Some(t) = visible_type(&ev, &filter) {
-            if tx.send(Ok(enc.event(t, &ev))).await.is_err() {
-                return;
-            }
+        if let Some(t) = visible_type(&ev, &filter)
+            && tx.send(Ok(enc.event(t, &ev))).await.is_err()
+        {
+            return;
         }
     }
     loop {
@@ -164,11 +164,10 @@ async fn pump(
             received = sub.next() => match received {
                 Some(ev) => {
                     last_revision = last_revision.max(ev.revision);
-                    if let Some(t) = visible_type(&ev, &filter) {
-                        if tx.send(Ok(enc.event(t, &ev))).await.is_err() {
+                    if let Some(t) = visible_type(&ev, &filter)
+                        && tx.send(Ok(enc.event(t, &ev))).await.is_err() {
                             return;
                         }
-                    }
                 }
                 None => return,
             },
@@ -178,16 +177,15 @@ async fn pump(
                 let revision = if sub.is_cache_backed() { cache.revision() } else { 0 };
                 loop {
                     match sub.try_next() {
-                        Ok(Some(ev)) => {
+                        Polled::Event(ev) => {
                             last_revision = last_revision.max(ev.revision);
-                            if let Some(t) = visible_type(&ev, &filter) {
-                                if tx.send(Ok(enc.event(t, &ev))).await.is_err() {
+                            if let Some(t) = visible_type(&ev, &filter)
+                                && tx.send(Ok(enc.event(t, &ev))).await.is_err() {
                                     return;
                                 }
-                            }
                         }
-                        Ok(None) => break,
-                        Err(()) => return,
+                        Polled::Empty => break,
+                        Polled::Ended => return,
                     }
                 }
                 last_revision = last_revision.max(revision);

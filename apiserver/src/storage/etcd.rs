@@ -304,11 +304,10 @@ async fn watch_step(mut st: WatchState) -> Option<(Result<StoreEvent, StorageErr
         let message = tokio::select! {
             m = st.responses.message() => m,
             changed = st.progress.changed() => {
-                if changed.is_ok() {
-                    if let Err(e) = st.requests.request_progress().await {
+                if changed.is_ok()
+                    && let Err(e) = st.requests.request_progress().await {
                         st.pending_err = Some(map_err(e));
                     }
-                }
                 continue;
             }
         };
@@ -340,12 +339,12 @@ async fn watch_step(mut st: WatchState) -> Option<(Result<StoreEvent, StorageErr
         if resp.events().is_empty() {
             // A progress notification: every event up to the header's revision has been sent.
             // (The "created" answer carries no such promise.)
-            if !resp.created() {
-                if let Some(header) = resp.header() {
-                    st.buf.push_back(StoreEvent::Progress {
-                        revision: header.revision(),
-                    });
-                }
+            if !resp.created()
+                && let Some(header) = resp.header()
+            {
+                st.buf.push_back(StoreEvent::Progress {
+                    revision: header.revision(),
+                });
             }
             continue;
         }

@@ -141,10 +141,10 @@ pub async fn compact_periodically(store: std::sync::Arc<dyn Store>, interval: st
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
-        if let Some(revision) = previous {
-            if let Err(e) = store.compact(revision).await {
-                tracing::warn!(revision, error = %e, "periodic compaction failed");
-            }
+        if let Some(revision) = previous
+            && let Err(e) = store.compact(revision).await
+        {
+            tracing::warn!(revision, error = %e, "periodic compaction failed");
         }
         previous = store.current_revision().await.ok();
     }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Brings up a Skiff control plane on this machine with an example applied, for trying it out.
+# The multi-node lab (`skiff lab up`) arrives with issue 8; until then this runs `skiff server`
+# on loopback and applies the nginx Deployment from the Kubernetes documentation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo build --release -p skiff
+
+DATA_DIR="${SKIFF_DATA_DIR:-$PWD/.skiff/server}"
+LISTEN="${SKIFF_LISTEN:-127.0.0.1:6443}"
+mkdir -p "$DATA_DIR"
+
+if [ -f "$DATA_DIR/skiff.pid" ] && kill -0 "$(cat "$DATA_DIR/skiff.pid")" 2>/dev/null; then
+  echo "skiff server already running (pid $(cat "$DATA_DIR/skiff.pid"))"
+else
+  rm -f "$DATA_DIR/kubeconfig.yaml"
+  nohup target/release/skiff server --listen "$LISTEN" --data-dir "$DATA_DIR" \
+    >"$DATA_DIR/server.log" 2>&1 &
+  echo $! >"$DATA_DIR/skiff.pid"
+  for _ in $(seq 1 100); do
+    [ -f "$DATA_DIR/kubeconfig.yaml" ] && curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+
+export KUBECONFIG="$DATA_DIR/kubeconfig.yaml"
+kubectl apply -f examples/k8s-docs/nginx-deployment.yaml
+kubectl get deployments,pods
+cat <<MSG
+
+Skiff is serving the Kubernetes API at http://$LISTEN (log: $DATA_DIR/server.log).
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get all
+Stop it with: kill \$(cat $DATA_DIR/skiff.pid)
+(Pods stay Pending until the scheduler and node agents land.)
+MSG
