@@ -18,6 +18,7 @@ mod report;
 mod stats;
 mod watch;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ use serde::Serialize;
 use self::api::{InProcessApi, expect, pooled_client};
 use self::load::closed_loop;
 use self::payload::{SHARDS, pod_name, pods_in_shard};
-use self::report::{BackendReport, ListResult, Measured, Report};
+use self::report::{BackendReport, ListResult, Measured, Report, WritesPerCommit};
 use self::watch::FanOut;
 
 /// A benchmark failed to run (as opposed to running and missing a target).
@@ -234,7 +235,24 @@ enum Backend {
 /// A fresh store and whatever must outlive it (its temp dir).
 struct FreshStore {
     store: Arc<dyn Store>,
+    /// The same store when it is embedded, for its commit counter.
+    embedded: Option<Arc<EmbeddedStore>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl FreshStore {
+    /// Runs `phase` and, on the embedded store, counts the durable commits (fsyncs) it caused:
+    /// writes per commit is how well group commit batched, which sets the store's CPU cost per
+    /// write.
+    async fn counting_commits<T>(
+        &self,
+        phase: impl Future<Output = Result<T, BenchError>>,
+    ) -> Result<(T, Option<u64>), BenchError> {
+        let before = self.embedded.as_ref().map(|s| s.commit_count());
+        let result = phase.await?;
+        let after = self.embedded.as_ref().map(|s| s.commit_count());
+        Ok((result, after.zip(before).map(|(a, b)| a - b)))
+    }
 }
 
 impl Backend {
@@ -252,10 +270,13 @@ impl Backend {
                     .prefix(&format!("skiff-bench-{phase}-"))
                     .tempdir_in(dir)
                     .map_err(|e| BenchError::new(format!("temp dir: {e}")))?;
-                let store = EmbeddedStore::open(tmp.path())
-                    .map_err(|e| BenchError::new(format!("opening the embedded store: {e}")))?;
+                let store =
+                    Arc::new(EmbeddedStore::open(tmp.path()).map_err(|e| {
+                        BenchError::new(format!("opening the embedded store: {e}"))
+                    })?);
                 Ok(FreshStore {
-                    store: Arc::new(store),
+                    store: Arc::clone(&store) as Arc<dyn Store>,
+                    embedded: Some(store),
                     _dir: Some(tmp),
                 })
             }
@@ -266,6 +287,7 @@ impl Backend {
                     .map_err(|e| BenchError::new(format!("connecting to etcd: {e}")))?;
                 Ok(FreshStore {
                     store: Arc::new(store),
+                    embedded: None,
                     _dir: None,
                 })
             }
@@ -284,11 +306,11 @@ async fn bench_backend(
     let c = config.concurrency;
 
     progress(&format!("{name}: raw store put, {n} pods from {c} tasks"));
-    let raw_put = {
+    let (raw_put, raw_commits) = {
         let fresh = backend.fresh("raw").await?;
         let store = Arc::clone(&fresh.store);
         let payloads = Arc::clone(payloads);
-        closed_loop("raw store put", n, c, PHASE_LIMIT, move |i| {
+        let phase = closed_loop("raw store put", n, c, PHASE_LIMIT, move |i| {
             let store = Arc::clone(&store);
             let value = payloads[i].clone();
             async move {
@@ -299,14 +321,14 @@ async fn bench_backend(
                     .map(drop)
                     .map_err(|e| BenchError::new(format!("store create {key}: {e}")))
             }
-        })
-        .await?
+        });
+        fresh.counting_commits(phase).await?
     };
 
     progress(&format!(
         "{name}: registry create (in process, no HTTP), {n} pods from {c} tasks"
     ));
-    let registry_create = {
+    let (registry_create, registry_commits) = {
         let fresh = backend.fresh("registry").await?;
         let registry = Registry::new(Arc::clone(&fresh.store), RegistryConfig::default())
             .await
@@ -314,7 +336,7 @@ async fn bench_backend(
         let pods = resources::lookup("", "v1", "pods")
             .ok_or_else(|| BenchError::new("the registry serves no v1 pods"))?;
         let payloads = Arc::clone(payloads);
-        closed_loop("registry create", n, c, PHASE_LIMIT, move |i| {
+        let phase = closed_loop("registry create", n, c, PHASE_LIMIT, move |i| {
             let registry = Arc::clone(&registry);
             let body = payloads[i].clone();
             async move {
@@ -327,8 +349,8 @@ async fn bench_backend(
                     .map(drop)
                     .map_err(|e| BenchError::new(format!("registry create: {e}")))
             }
-        })
-        .await?
+        });
+        fresh.counting_commits(phase).await?
     };
 
     let fresh = backend.fresh("api").await?;
@@ -339,9 +361,9 @@ async fn bench_backend(
     progress(&format!(
         "{name}: API create, {n} POST pods over {c} connections"
     ));
-    let api_create = {
+    let (api_create, api_commits) = {
         let (client, pods, payloads) = (client.clone(), pods.clone(), Arc::clone(payloads));
-        closed_loop("API create", n, c, PHASE_LIMIT, move |i| {
+        let phase = closed_loop("API create", n, c, PHASE_LIMIT, move |i| {
             let request = client
                 .post(&pods)
                 .header("content-type", "application/json")
@@ -351,8 +373,8 @@ async fn bench_backend(
                     .await
                     .map(drop)
             }
-        })
-        .await?
+        });
+        fresh.counting_commits(phase).await?
     };
 
     progress(&format!("{name}: API get, {} GET pod", config.gets));
@@ -417,6 +439,7 @@ async fn bench_backend(
             list_all,
             list_selected,
             watch,
+            writes_per_commit: WritesPerCommit::new(n, raw_commits, registry_commits, api_commits),
         },
     ))
 }

@@ -97,6 +97,34 @@ pub struct Measured {
     pub list_all: ListResult,
     pub list_selected: ListResult,
     pub watch: WatchReport,
+    /// Embedded store only.
+    pub writes_per_commit: Option<WritesPerCommit>,
+}
+
+/// Writes per durable commit (fsync) of the embedded store in each create phase: group commit
+/// batches whatever is queued when the writer is free, so slower producers mean smaller
+/// batches and more commit work per write.
+#[derive(Debug, Serialize)]
+pub struct WritesPerCommit {
+    pub raw_put: f64,
+    pub registry_create: f64,
+    pub api_create: f64,
+}
+
+impl WritesPerCommit {
+    pub fn new(
+        writes: usize,
+        raw: Option<u64>,
+        registry: Option<u64>,
+        api: Option<u64>,
+    ) -> Option<Self> {
+        let per = |commits: u64| writes as f64 / commits.max(1) as f64;
+        Some(Self {
+            raw_put: per(raw?),
+            registry_create: per(registry?),
+            api_create: per(api?),
+        })
+    }
 }
 
 /// One backend's figures with the targets judged on them.
@@ -235,6 +263,13 @@ impl Report {
             ] {
                 let items = format!("  ({:.0} items/s)", l.items_per_sec);
                 row(&mut out, name, &l.throughput, &items);
+            }
+            if let Some(wpc) = &m.writes_per_commit {
+                let _ = writeln!(
+                    out,
+                    "embedded group commit, writes per fsync: raw {:.1}, registry {:.1}, API {:.1}",
+                    wpc.raw_put, wpc.registry_create, wpc.api_create
+                );
             }
             let w = &m.watch;
             let _ = writeln!(
