@@ -159,6 +159,7 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<(), BenchError> {
     for endpoint in &args.etcd_endpoints {
         etcd::check_loopback(endpoint)?;
     }
+    let load_at_start = report::load_average();
     let config = Config::resolve(&args);
     // Every watch holds a client and a server socket; the pools hold a few more.
     raise_nofile_limit(2 * (config.watch.watchers + config.concurrency) as u64 + 256)?;
@@ -197,7 +198,7 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<(), BenchError> {
         backends.push(bench_backend(&backend, &config, &payloads).await?);
     }
 
-    let report = Report::new(config, payloads[0].len(), backends);
+    let report = Report::new(config, payloads[0].len(), backends, load_at_start);
     if args.json {
         println!(
             "{}",

@@ -32,10 +32,24 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub os: String,
+    /// 1/5/15-minute load averages when the run started and ended: on a shared machine other
+    /// work competes for the same cores, and this says how much did.
+    pub load_at_start: String,
+    pub load_at_end: String,
+}
+
+/// The 1/5/15-minute load averages, from /proc/loadavg.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Machine {
-    fn probe() -> Self {
+    fn probe(load_at_start: String) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -47,6 +61,8 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             cpu_model,
             os: format!("{} {}", std::env::consts::OS, kernel.trim()),
+            load_at_start,
+            load_at_end: load_average(),
         }
     }
 }
@@ -189,11 +205,16 @@ impl BackendReport {
 }
 
 impl Report {
-    pub fn new(config: Config, pod_bytes: usize, backends: Vec<BackendReport>) -> Self {
+    pub fn new(
+        config: Config,
+        pod_bytes: usize,
+        backends: Vec<BackendReport>,
+        load_at_start: String,
+    ) -> Self {
         let all_targets_met = backends.iter().flat_map(|b| &b.targets).all(|t| t.pass);
         Self {
             date: jiff::Timestamp::now().to_string(),
-            machine: Machine::probe(),
+            machine: Machine::probe(load_at_start),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             config,
             pod_bytes,
@@ -208,6 +229,11 @@ impl Report {
         let m = &self.machine;
         let _ = writeln!(out, "skiff bench apiserver — {}", self.date);
         let _ = writeln!(out, "machine: {} CPUs, {}, {}", m.cpus, m.cpu_model, m.os);
+        let _ = writeln!(
+            out,
+            "load average (1/5/15 min): {} at start, {} at end",
+            m.load_at_start, m.load_at_end
+        );
         let c = &self.config;
         let _ = writeln!(
             out,
