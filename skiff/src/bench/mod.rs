@@ -146,12 +146,16 @@ const PHASE_LIMIT: Duration = Duration::from_secs(180);
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
-/// Runs `skiff bench <what>`; Ctrl-C stops it cleanly (a started etcd is killed).
+/// Runs `skiff bench <what>`; SIGINT or SIGTERM stops it cleanly: dropping the run kills a
+/// started etcd and removes the temp dirs.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let What::Apiserver(args) = args.what;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| BenchError::new(format!("installing the SIGTERM handler: {e}")))?;
     tokio::select! {
         result = run_apiserver(args) => result,
         _ = tokio::signal::ctrl_c() => Err(BenchError::new("interrupted")),
+        _ = term.recv() => Err(BenchError::new("terminated")),
     }
 }
 
