@@ -1,5 +1,6 @@
 //! `skiff`: every Skiff component in one binary, like k3s.
 
+mod bench;
 mod kubeconfig;
 mod server;
 
@@ -19,6 +20,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the API server alone.
     Apiserver(server::ServerArgs),
+    /// Runs a benchmark and prints the figures next to Skiff's targets.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -42,7 +45,10 @@ fn main() {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) | Command::Apiserver(args) => server::run(args).await,
+            Command::Server(args) | Command::Apiserver(args) => {
+                server::run(args).await.map_err(|e| e.to_string())
+            }
+            Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
         }
     });
     if let Err(e) = result {

@@ -1,0 +1,65 @@
+//! `skiff bench apiserver --quick` must keep working: it runs every phase on the embedded store
+//! with small counts and reports positive rates, so the benchmark cannot rot unnoticed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+
+#[test]
+fn quick_embedded_bench_reports_positive_rates() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args([
+            "bench",
+            "apiserver",
+            "--quick",
+            "--backend",
+            "embedded",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("SKIFF_LOG", "warn")
+        .output()
+        .expect("run skiff bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "skiff bench failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not the JSON report ({e}):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+
+    let backends = report["backends"].as_array().expect("backends");
+    assert_eq!(backends.len(), 1, "{report:#}");
+    let embedded = &backends[0];
+    assert_eq!(embedded["backend"], "embedded");
+    for phase in [
+        "raw_put",
+        "registry_create",
+        "api_create",
+        "api_get",
+        "list_all",
+        "list_selected",
+    ] {
+        let rate = embedded[phase]["ops_per_sec"].as_f64().unwrap_or_default();
+        assert!(rate > 0.0, "{phase} rate {rate}: {report:#}");
+        assert!(embedded[phase]["ops"].as_u64().unwrap_or_default() > 0);
+    }
+    assert!(
+        embedded["list_all"]["items_per_sec"]
+            .as_f64()
+            .unwrap_or_default()
+            > 0.0
+    );
+    assert!(embedded["create_ratio"].as_f64().unwrap_or_default() > 0.0);
+    let watch = &embedded["watch"];
+    assert!(watch["expected"].as_u64().unwrap_or_default() > 0);
+    assert_eq!(watch["delivered"], watch["expected"], "{watch:#}");
+    // Every target is reported, pass or miss.
+    assert_eq!(embedded["targets"].as_array().map(Vec::len), Some(3));
+    eprintln!("quick bench took {:?}", started.elapsed());
+}
