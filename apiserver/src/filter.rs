@@ -70,14 +70,26 @@ impl Filter {
 
     /// Whether `obj` passes every part of the filter.
     pub fn matches(&self, obj: &Value) -> bool {
+        let meta = obj.get("metadata");
         if let Some(ns) = &self.namespace
-            && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
+            && meta
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                != Some(ns.as_str())
         {
             return false;
         }
+        self.matches_selectors(obj)
+    }
+
+    /// Whether `obj` passes the label and field selectors (the caller vouches for the
+    /// namespace, e.g. because it read the namespace's key range).
+    pub fn matches_selectors(&self, obj: &Value) -> bool {
         if let Some(labels) = &self.labels {
-            let empty = Value::Object(Default::default());
-            let l = obj.pointer("/metadata/labels").unwrap_or(&empty);
+            let l = obj
+                .get("metadata")
+                .and_then(|m| m.get("labels"))
+                .unwrap_or(&Value::Null);
             if !labels.matches_json(l) {
                 return false;
             }

@@ -260,8 +260,11 @@ fn invalid(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Error {
     }
 }
 
-fn encode(obj: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(&objmeta::for_storage(obj)).unwrap_or_default())
+/// Serializes for the store. The resourceVersion is never stored (it is the revision), so it
+/// is dropped in place rather than by copying the object; callers set the new one afterwards.
+fn encode(obj: &mut Value) -> Bytes {
+    objmeta::meta_mut(obj).remove("resourceVersion");
+    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
 }
 
 fn decode_stored(bytes: &[u8], revision: i64) -> Result<Value, Error> {
@@ -467,16 +470,20 @@ impl Registry {
             }
             let result = match decision {
                 Decision::Unchanged(v) => return Ok((v, false)),
-                Decision::Create(mut v) => self.store.create(&key, encode(&v)).await.map(|rev| {
-                    objmeta::set_resource_version(&mut v, rev);
-                    (v, true)
-                }),
+                Decision::Create(mut v) => {
+                    let bytes = encode(&mut v);
+                    self.store.create(&key, bytes).await.map(|rev| {
+                        self.written(rt, &key, &mut v, rev);
+                        (v, true)
+                    })
+                }
                 Decision::Put(mut v) => {
+                    let bytes = encode(&mut v);
                     self.store
-                        .update(&key, encode(&v), current_rev)
+                        .update(&key, bytes, current_rev)
                         .await
                         .map(|rev| {
-                            objmeta::set_resource_version(&mut v, rev);
+                            self.written(rt, &key, &mut v, rev);
                             (v, false)
                         })
                 }
@@ -504,6 +511,13 @@ impl Registry {
             }
         }
         Err(conflict(rt, name))
+    }
+
+    /// Stamps the revision a write got and hands the object to the cache, which then need not
+    /// parse the stored bytes back when the write's event arrives.
+    fn written(&self, rt: &ResourceType, key: &str, obj: &mut Value, revision: i64) {
+        objmeta::set_resource_version(obj, revision);
+        self.cache(rt).offer(key, revision, obj);
     }
 
     /// Decodes a body for `rt`: kind check, typed decode, unknown-field policy.
@@ -632,9 +646,10 @@ impl Registry {
                     warnings,
                 });
             }
-            match self.store.create(&key, encode(&obj)).await {
+            let bytes = encode(&mut obj);
+            match self.store.create(&key, bytes).await {
                 Ok(rev) => {
-                    objmeta::set_resource_version(&mut obj, rev);
+                    self.written(rt, &key, &mut obj, rev);
                     Ok(Written {
                         object: obj,
                         created: true,

@@ -216,7 +216,13 @@ pub struct WatchCache {
     state: RwLock<State>,
     revision_tx: watch::Sender<i64>,
     ready_tx: watch::Sender<bool>,
+    /// Objects this API server just wrote, by key, with their revision: the feed uses them
+    /// instead of parsing the same bytes back from the store.
+    offered: std::sync::Mutex<std::collections::HashMap<String, (i64, Arc<Value>)>>,
 }
+
+/// Offers kept at most; past it they are dropped (the feed then parses, which is only slower).
+const MAX_OFFERED: usize = 16_384;
 
 impl WatchCache {
     /// Creates the cache and starts the task that feeds it from the store.
@@ -239,6 +245,7 @@ impl WatchCache {
             }),
             revision_tx: watch::channel(0).0,
             ready_tx: watch::channel(false).0,
+            offered: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move { feed(weak).await });
@@ -307,10 +314,35 @@ impl WatchCache {
             .objects
             .range((start, std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, v)| filter.matches(v))
+            .filter(|(_, v)| filter.matches_selectors(v))
             .map(|(_, v)| v.clone())
             .collect();
         (items, state.revision)
+    }
+
+    /// Hands over an object just written at `revision` (with that resourceVersion set).
+    pub fn offer(&self, key: &str, revision: i64, obj: &Value) {
+        if revision <= self.revision() {
+            return; // its event has been applied already
+        }
+        let mut offered = self.offered.lock().expect("offer lock poisoned");
+        if offered.len() >= MAX_OFFERED {
+            offered.clear();
+        }
+        offered.insert(key.to_string(), (revision, Arc::new(obj.clone())));
+    }
+
+    fn take_offered(&self, key: &str, revision: i64) -> Option<Arc<Value>> {
+        let mut offered = self.offered.lock().expect("offer lock poisoned");
+        match offered.remove(key) {
+            Some((rev, obj)) if rev == revision => Some(obj),
+            Some((rev, obj)) if rev > revision => {
+                // A newer write's offer: keep it for its own event.
+                offered.insert(key.to_string(), (rev, obj));
+                None
+            }
+            _ => None,
+        }
     }
 
     /// One object by storage key, as the cache last saw it.
@@ -410,9 +442,11 @@ impl WatchCache {
         let revision = event.revision();
         let cache_event = match event {
             StoreEvent::Progress { .. } => None,
-            StoreEvent::Put { kv, .. } => match decode(&kv, kv.mod_revision) {
+            StoreEvent::Put { kv, .. } => match self
+                .take_offered(&kv.key, kv.mod_revision)
+                .or_else(|| decode(&kv, kv.mod_revision).map(Arc::new))
+            {
                 Some(obj) => {
-                    let obj = Arc::new(obj);
                     let prev = state.objects.insert(kv.key.clone(), obj.clone());
                     let event_type = if prev.is_some() {
                         EventType::Modified
