@@ -1,7 +1,141 @@
-//! `skiffctl`: a kubectl-like client. Its verbs arrive with issue 3; until then the real
-//! `kubectl` is the client of choice against `skiff server`.
+//! `skiffctl`: a kubectl-like client for Skiff.
+//!
+//! Every verb resolves the kubeconfig with `runtime::config` (so `KUBECONFIG`,
+//! `~/.kube/config`, `--kubeconfig`, `--context`, `--server`, `--token` and `-n` mean what they
+//! mean to kubectl), discovers the server's resources once, and prints what kubectl prints.
+//! Failures are one line on stderr and exit code 1.
+
+mod apply;
+mod delete;
+mod discovery;
+mod error;
+mod get;
+mod http;
+mod jsonpath;
+mod manifest;
+mod print;
+mod smp;
+mod yaml;
+
+use clap::{Parser, Subcommand};
+
+use crate::discovery::Discovery;
+use crate::error::{CtlError, Result};
+use crate::http::Http;
+
+#[derive(Parser, Debug)]
+#[command(name = "skiffctl", about = "A kubectl-like client for Skiff", version)]
+struct Cli {
+    /// Path to the kubeconfig file.
+    #[arg(long, global = true)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// The address of the API server (overrides the kubeconfig).
+    #[arg(short = 's', long, global = true)]
+    server: Option<String>,
+    /// The namespace for this request.
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// Bearer token for authentication.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Display one or many resources.
+    Get(get::GetArgs),
+    /// Apply a configuration to resources from files or stdin.
+    Apply(apply::ApplyArgs),
+    /// Create resources from files or stdin.
+    Create(apply::ApplyArgs),
+    /// Delete resources by file names, stdin, names or label selector.
+    Delete(delete::DeleteArgs),
+    /// Print the resource types the server supports.
+    ApiResources,
+    /// Print the client and server version.
+    Version,
+}
+
+async fn connect(cli: &Cli) -> Result<Http> {
+    let opts = runtime::config::LoadOptions {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+        server: cli.server.clone(),
+        namespace: cli.namespace.clone(),
+        token: cli.token.clone(),
+    };
+    Http::new(runtime::config::load(&opts)?)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let http = connect(&cli).await?;
+    match &cli.command {
+        Command::Version => {
+            let v = http.get("/version", http::JSON).await?;
+            println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "Server Version: {}",
+                v["gitVersion"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        cmd => {
+            let disc = Discovery::load(&http).await?;
+            match cmd {
+                Command::Get(a) => get::run(&http, &disc, a).await,
+                Command::Apply(a) => apply::apply(&http, &disc, a).await,
+                Command::Create(a) => apply::create(&http, &disc, a).await,
+                Command::Delete(a) => delete::run(&http, &disc, a).await,
+                Command::ApiResources => api_resources(&disc),
+                Command::Version => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// `api-resources`: NAME, SHORTNAMES, APIVERSION, NAMESPACED, KIND sorted like kubectl.
+fn api_resources(disc: &Discovery) -> Result<()> {
+    let mut rs: Vec<_> = disc.resources.iter().collect();
+    rs.sort_by(|a, b| (&a.info.group, &a.info.plural).cmp(&(&b.info.group, &b.info.plural)));
+    let mut rows = vec![
+        ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for r in rs {
+        rows.push(vec![
+            r.info.plural.clone(),
+            r.short_names.join(","),
+            r.info.api_version(),
+            r.info.namespaced.to_string(),
+            r.info.kind.clone(),
+        ]);
+    }
+    print!("{}", print::tabwrite(&rows));
+    Ok(())
+}
 
 fn main() {
-    eprintln!("skiffctl: no verbs yet; use kubectl with the kubeconfig that `skiff server` writes");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        if !matches!(e, CtlError::Silent) {
+            eprintln!("{e}");
+        }
+        std::process::exit(1);
+    }
 }
