@@ -1,0 +1,252 @@
+//! `skiffctl` and the real kubectl print the same for the same objects, and leave the same
+//! objects behind when they apply the same manifests.
+
+mod common;
+
+use std::time::Duration;
+
+use common::support::TestServer;
+use common::{KUBECTL, Out, SKIFFCTL, mask_ages, run};
+use serde_json::Value;
+
+const WEB_V1: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        env:
+        - {name: A, value: \"1\"}
+        - {name: B, value: \"2\"}
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox:1.36
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 80}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {tier: config}
+data:
+  mode: \"on\"
+  multi: |
+    line one
+    line two
+";
+
+const WEB_V2: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.26
+        env:
+        - {name: A, value: \"1\"}
+        ports:
+        - containerPort: 80
+";
+
+const NAMESPACES: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: sk}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: kc}
+";
+
+struct Both<'a> {
+    server: &'a TestServer,
+}
+
+impl Both<'_> {
+    fn skiffctl(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        run(SKIFFCTL, &self.server.kubeconfig, args, stdin)
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        run(KUBECTL, &self.server.kubeconfig, args, stdin)
+    }
+
+    /// Runs the same command with both tools until their (age-masked) outputs agree, a few
+    /// times at most: controllers may change status between the two runs.
+    fn same(&self, args: &[&str]) -> String {
+        let mut last = None;
+        for _ in 0..5 {
+            let (a, b) = (self.skiffctl(args, None), self.kubectl(args, None));
+            let (ma, mb) = (mask_ages(&a.stdout), mask_ages(&b.stdout));
+            if a.code == b.code && ma == mb && a.stderr == b.stderr {
+                return a.stdout;
+            }
+            last = Some((a, b));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let (a, b) = last.expect("ran");
+        panic!(
+            "skiffctl and kubectl differ for {args:?}\n--- skiffctl (code {}):\n{}{}\n--- kubectl (code {}):\n{}{}",
+            a.code, a.stdout, a.stderr, b.code, b.stdout, b.stderr
+        );
+    }
+}
+
+/// An object as the server keeps it, minus what differs between two creations.
+fn comparable(mut v: Value, ns: &str) -> Value {
+    let m = v["metadata"].as_object_mut().expect("metadata");
+    for k in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "namespace",
+        "managedFields",
+    ] {
+        m.remove(k);
+    }
+    let text = serde_json::to_string(&v).expect("json");
+    serde_json::from_str(&text.replace(&format!("\\\"namespace\\\":\\\"{ns}\\\""), "NS"))
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_apply_delete_match_kubectl() {
+    let server = TestServer::start(&[]).await;
+    let both = Both { server: &server };
+    both.skiffctl(&["create", "-f", "-"], Some(NAMESPACES)).ok();
+
+    // apply: create, in one namespace by each tool.
+    let created = both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(WEB_V1));
+    let expected = "deployment.apps/web created\nservice/web created\nconfigmap/settings created\n";
+    assert_eq!(created.ok(), expected);
+    assert_eq!(
+        both.kubectl(&["apply", "-n", "kc", "-f", "-"], Some(WEB_V1))
+            .ok(),
+        expected
+    );
+
+    // kubectl finds nothing to change in what skiffctl applied (same last-applied), and both
+    // say "unchanged" the second time.
+    let unchanged =
+        "deployment.apps/web unchanged\nservice/web unchanged\nconfigmap/settings unchanged\n";
+    assert_eq!(
+        both.kubectl(&["apply", "-n", "sk", "-f", "-"], Some(WEB_V1))
+            .ok(),
+        unchanged
+    );
+    assert_eq!(
+        both.skiffctl(&["apply", "-n", "kc", "-f", "-"], Some(WEB_V1))
+            .ok(),
+        unchanged
+    );
+
+    // get: tables, wide, several kinds, labels, all namespaces, yaml, json, name, jsonpath.
+    for args in [
+        vec!["get", "deploy", "-n", "sk"],
+        vec!["get", "deployments.apps", "web", "-n", "sk", "-o", "wide"],
+        vec!["get", "deploy,svc,cm", "-n", "kc"],
+        vec!["get", "svc", "-A"],
+        vec!["get", "cm", "-A", "--show-labels"],
+        vec!["get", "pods", "-n", "sk"],
+        vec!["get", "ns"],
+        vec!["get", "deploy", "web", "-n", "sk", "-o", "yaml"],
+        vec!["get", "cm", "-n", "sk", "-o", "yaml"],
+        vec!["get", "deploy,cm", "-n", "sk", "-o", "json"],
+        vec!["get", "svc", "web", "-n", "kc", "-o", "json"],
+        vec!["get", "deploy,svc,cm", "-A", "-o", "name"],
+        vec!["get", "cm", "-A", "-l", "tier=config", "-o", "name"],
+        vec!["get", "ns", "--sort-by", ".metadata.name", "-o", "name"],
+        vec![
+            "get",
+            "deploy",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}",
+        ],
+        vec![
+            "get",
+            "deploy",
+            "-A",
+            "-o",
+            "custom-columns=NS:.metadata.namespace,IMAGES:.spec.template.spec.containers[*].image",
+        ],
+        vec!["get", "pod", "nope", "-n", "sk"],
+    ] {
+        both.same(&args);
+    }
+
+    // apply: change and removal (a container, an env var), same result on the server.
+    let configured = "deployment.apps/web configured\n";
+    assert_eq!(
+        both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(WEB_V2))
+            .ok(),
+        configured
+    );
+    assert_eq!(
+        both.kubectl(&["apply", "-n", "kc", "-f", "-"], Some(WEB_V2))
+            .ok(),
+        configured
+    );
+    let get = |ns: &str| -> Value {
+        let out = both.kubectl(&["get", "deploy", "web", "-n", ns, "-o", "json"], None);
+        comparable(serde_json::from_str(out.ok()).expect("json"), ns)
+    };
+    let (sk, kc) = (get("sk"), get("kc"));
+    assert_eq!(sk["spec"], kc["spec"]);
+    assert_eq!(sk["metadata"], kc["metadata"]);
+    let containers = sk["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("list");
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["env"].as_array().expect("env").len(), 1);
+    assert_eq!(
+        both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(WEB_V2))
+            .ok(),
+        "deployment.apps/web unchanged\n"
+    );
+
+    // delete: same words, and the objects are gone when it returns.
+    for ns in ["sk", "kc"] {
+        let (a, b) = (
+            both.skiffctl(&["delete", "-n", ns, "cm", "settings"], None),
+            both.kubectl(&["delete", "-n", ns, "svc", "web"], None),
+        );
+        assert_eq!(a.ok(), "configmap \"settings\" deleted\n");
+        assert_eq!(b.ok(), "service \"web\" deleted\n");
+        assert_eq!(
+            both.skiffctl(&["delete", "-n", ns, "svc", "web"], None)
+                .stderr,
+            both.kubectl(&["delete", "-n", ns, "cm", "settings"], None)
+                .stderr
+                .replace("configmaps \"settings\"", "services \"web\"")
+        );
+    }
+    both.same(&["get", "cm,svc", "-n", "sk"]);
+}
