@@ -166,16 +166,21 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
     let sort = a.sort_by.as_deref().map(sort_template).transpose()?;
     let with_kind = targets.len() > 1;
     match &format {
+        Format::Table { wide } if a.watch || a.watch_only => {
+            let [t] = targets.as_slice() else {
+                return Err(CtlError::local(
+                    "you may only specify a single resource type",
+                ));
+            };
+            watch(http, t, ns, a, *wide, sort.is_some()).await?;
+        }
         Format::Table { wide } => {
             let mut printed_any = false;
             let mut out = String::new();
             for t in &targets {
                 let table = fetch_table(http, t, ns, a, sort.is_some()).await?;
                 let rows = sort_rows(rows_of(&table), sort.as_ref());
-                if rows.is_empty() && !a.watch && !a.watch_only {
-                    continue;
-                }
-                if a.watch_only {
+                if rows.is_empty() {
                     continue;
                 }
                 let cols = Columns::new(&table, *wide, a, t.resource, with_kind);
@@ -188,17 +193,8 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
                 printed_any = true;
             }
             print!("{out}");
-            if !printed_any && !a.watch_only {
+            if !printed_any {
                 no_resources(a, ns);
-            }
-            if a.watch || a.watch_only {
-                let t = targets.first().expect("at least one target");
-                if targets.len() > 1 || !t.names.is_empty() && t.names.len() > 1 {
-                    return Err(CtlError::local(
-                        "you may only specify a single resource type",
-                    ));
-                }
-                watch(http, t, ns, a, *wide, !a.watch_only || printed_any).await?;
             }
         }
         other => {
@@ -483,23 +479,41 @@ pub fn labels(v: &Value) -> String {
     kv.join(",")
 }
 
-/// Follows a watch, printing one row per event (the header first when nothing was printed).
+/// Lists (printing the table unless `--watch-only`), then follows a watch from the list's
+/// resourceVersion, printing one row per event under the remembered column widths. The
+/// server sends column definitions only with the list, so they are kept from there.
 async fn watch(
     http: &Http,
     t: &Target<'_>,
     ns: Option<&str>,
     a: &GetArgs,
     wide: bool,
-    header_done: bool,
+    objects: bool,
 ) -> Result<()> {
-    let list = http.get(&list_path(t, ns, a, false), TABLE).await?;
-    let rv = list["metadata"]["resourceVersion"]
+    use std::io::Write;
+    let table = fetch_table(http, t, ns, a, objects).await?;
+    let rv = table["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let field = match t.names.first() {
-        Some(n) => Some(format!("metadata.name={n}")),
-        None => a.field_selector.clone(),
+    let cols = Columns::new(&table, wide, a, t.resource, false);
+    let mut tw = crate::print::TabWriter::default();
+    let mut header_done = false;
+    let rows = rows_of(&table);
+    if !a.watch_only {
+        if rows.is_empty() {
+            no_resources(a, ns);
+        } else {
+            let mut lines = vec![cols.header()];
+            lines.extend(rows.iter().map(|r| cols.row(r)));
+            print!("{}", tw.write(&lines));
+            header_done = true;
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let field = match t.names.as_slice() {
+        [n] => Some(format!("metadata.name={n}")),
+        _ => a.field_selector.clone(),
     };
     let path = query(
         &collection(t.resource, ns),
@@ -510,28 +524,25 @@ async fn watch(
             ("fieldSelector", field.as_deref()),
         ],
     );
-    let mut header_done = header_done;
     http.watch(&path, TABLE, |ev| {
         let table = &ev["object"];
+        if ev["type"] == "ERROR" {
+            return Err(CtlError::Server {
+                reason: table["reason"].as_str().unwrap_or_default().to_string(),
+                message: table["message"].as_str().unwrap_or_default().to_string(),
+            });
+        }
         if table["kind"] != "Table" {
-            if ev["type"] == "ERROR" {
-                return Err(CtlError::Server {
-                    reason: table["reason"].as_str().unwrap_or_default().to_string(),
-                    message: table["message"].as_str().unwrap_or_default().to_string(),
-                });
-            }
             return Ok(());
         }
-        let cols = Columns::new(table, wide, a, t.resource, false);
         let mut lines = Vec::new();
         if !header_done {
             lines.push(cols.header());
             header_done = true;
         }
         lines.extend(rows_of(table).iter().map(|r| cols.row(r)));
-        use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(tabwrite(&lines).as_bytes());
+        let _ = out.write_all(tw.write(&lines).as_bytes());
         let _ = out.flush();
         Ok(())
     })

@@ -8,27 +8,42 @@ use crate::error::{CtlError, Result};
 
 /// Aligns rows like kubectl's tabwriter (min width 6, padding 3, the last cell unpadded).
 pub fn tabwrite(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 < r.len() {
-                widths[i] = widths[i].max((c.chars().count() + 3).max(6));
+    TabWriter::default().write(rows)
+}
+
+/// kubectl's tabwriter with remembered widths: a column never shrinks from one flush to the
+/// next, so the rows of a watch stay aligned under the header printed first.
+#[derive(Default)]
+pub struct TabWriter {
+    widths: Vec<usize>,
+}
+
+impl TabWriter {
+    /// Aligns `rows` (widening columns as needed) and returns the text.
+    pub fn write(&mut self, rows: &[Vec<String>]) -> String {
+        for r in rows {
+            if self.widths.len() < r.len() {
+                self.widths.resize(r.len(), 0);
+            }
+            for (i, c) in r.iter().enumerate() {
+                if i + 1 < r.len() {
+                    self.widths[i] = self.widths[i].max((c.chars().count() + 3).max(6));
+                }
             }
         }
-    }
-    let mut out = String::new();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            out.push_str(c);
-            if i + 1 < r.len() {
-                let pad = widths[i] - c.chars().count();
-                out.extend(std::iter::repeat_n(' ', pad));
+        let mut out = String::new();
+        for r in rows {
+            for (i, c) in r.iter().enumerate() {
+                out.push_str(c);
+                if i + 1 < r.len() {
+                    let pad = self.widths[i] - c.chars().count();
+                    out.extend(std::iter::repeat_n(' ', pad));
+                }
             }
+            out.push('\n');
         }
-        out.push('\n');
+        out
     }
-    out
 }
 
 /// A copy of `v` with every object's keys sorted.
