@@ -5,8 +5,10 @@
 //! mean to kubectl), discovers the server's resources once, and prints what kubectl prints.
 //! Failures are one line on stderr and exit code 1.
 
+mod age;
 mod apply;
 mod delete;
+mod describe;
 mod discovery;
 mod error;
 mod get;
@@ -15,6 +17,7 @@ mod jsonpath;
 mod manifest;
 mod print;
 mod smp;
+mod tabwriter;
 mod yaml;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +56,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Create resources from files or stdin.
     Create(apply::ApplyArgs),
+    /// Show details of a resource or group of resources.
+    Describe(describe::DescribeArgs),
     /// Delete resources by file names, stdin, names or label selector.
     Delete(delete::DeleteArgs),
     /// Print the resource types the server supports.
@@ -91,6 +96,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Apply(a) => apply::apply(&http, &disc, a).await,
                 Command::Create(a) => apply::create(&http, &disc, a).await,
                 Command::Delete(a) => delete::run(&http, &disc, a).await,
+                Command::Describe(a) => describe::run(&http, &disc, a).await,
                 Command::ApiResources => api_resources(&disc),
                 Command::Version => unreachable!("handled above"),
             }

@@ -76,6 +76,33 @@ spec:
         - containerPort: 80
 ";
 
+const POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: two
+  labels: {app: web, tier: x}
+  annotations: {note: hello}
+spec:
+  containers:
+  - name: web
+    image: nginx:1.25
+    command: [nginx, -g, \"daemon off;\"]
+    args: [a]
+    ports: [{containerPort: 80}]
+    env: [{name: A, value: \"1\"}]
+    resources: {limits: {cpu: 100m}, requests: {cpu: 50m, memory: 10Mi}}
+    volumeMounts: [{name: data, mountPath: /data}]
+  - name: side
+    image: busybox
+  volumes: [{name: data, emptyDir: {}}, {name: cfg, configMap: {name: settings}}]
+";
+
+const EVENT: &str = r#"{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "two.1", "namespace": "sk"},
+"involvedObject": {"kind": "Pod", "name": "two", "namespace": "sk", "uid": "UID"},
+"reason": "Scheduled", "message": "Successfully assigned sk/two to n1", "type": "Normal",
+"source": {"component": "default-scheduler"}, "count": 3,
+"firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-02T00:00:00Z"}"#;
+
 const NAMESPACES: &str = "apiVersion: v1
 kind: Namespace
 metadata: {name: sk}
@@ -198,6 +225,32 @@ async fn get_apply_delete_match_kubectl() {
             "custom-columns=NS:.metadata.namespace,IMAGES:.spec.template.spec.containers[*].image",
         ],
         vec!["get", "pod", "nope", "-n", "sk"],
+    ] {
+        both.same(&args);
+    }
+
+    // describe: pods (with an Event about them), deployments, services, configmaps.
+    both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(POD))
+        .ok();
+    let uid = both.skiffctl(
+        &[
+            "get",
+            "pod",
+            "two",
+            "-n",
+            "sk",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        None,
+    );
+    let event = EVENT.replace("UID", uid.ok());
+    both.skiffctl(&["create", "-f", "-"], Some(&event)).ok();
+    for args in [
+        vec!["describe", "pod", "two", "-n", "sk"],
+        vec!["describe", "deploy", "web", "-n", "sk"],
+        vec!["describe", "svc/web", "-n", "kc"],
+        vec!["describe", "cm", "settings", "-n", "sk"],
     ] {
         both.same(&args);
     }
