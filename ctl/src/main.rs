@@ -14,6 +14,8 @@ mod error;
 mod get;
 mod http;
 mod jsonpath;
+mod kubeconfig;
+mod label;
 mod manifest;
 mod print;
 mod smp;
@@ -60,6 +62,18 @@ enum Command {
     Describe(describe::DescribeArgs),
     /// Delete resources by file names, stdin, names or label selector.
     Delete(delete::DeleteArgs),
+    /// Update the labels on a resource.
+    Label(label::LabelArgs),
+    /// Update the annotations on a resource.
+    Annotate(label::LabelArgs),
+    /// Read or change the kubeconfig.
+    #[command(subcommand)]
+    Config(kubeconfig::ConfigCmd),
+    /// Print a shell completion script.
+    Completion {
+        /// bash, zsh or fish.
+        shell: clap_complete::Shell,
+    },
     /// Print the resource types the server supports.
     ApiResources,
     /// Print the client and server version.
@@ -78,6 +92,19 @@ async fn connect(cli: &Cli) -> Result<Http> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Commands that never talk to a server.
+    match &cli.command {
+        Command::Config(c) => {
+            return kubeconfig::run(cli.kubeconfig.as_ref(), cli.context.as_deref(), c);
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "skiffctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        _ => {}
+    }
     let http = connect(&cli).await?;
     match &cli.command {
         Command::Version => {
@@ -98,7 +125,13 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Delete(a) => delete::run(&http, &disc, a).await,
                 Command::Describe(a) => describe::run(&http, &disc, a).await,
                 Command::ApiResources => api_resources(&disc),
-                Command::Version => unreachable!("handled above"),
+                Command::Label(a) => label::run(&http, &disc, a, label::Which::Labels).await,
+                Command::Annotate(a) => {
+                    label::run(&http, &disc, a, label::Which::Annotations).await
+                }
+                Command::Version | Command::Config(_) | Command::Completion { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -126,7 +159,25 @@ fn api_resources(disc: &Discovery) -> Result<()> {
     Ok(())
 }
 
+/// Any panic still ends as one line and exit code 1 — never a backtrace; a closed stdout
+/// (`skiffctl get pods | head`) ends quietly, as kubectl does.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        if !msg.contains("Broken pipe") {
+            eprintln!("error: internal error: {}", error::one_line(msg));
+        }
+        std::process::exit(1);
+    }));
+}
+
 fn main() {
+    quiet_panics();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

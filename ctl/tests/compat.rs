@@ -303,3 +303,71 @@ async fn get_apply_delete_match_kubectl() {
     }
     both.same(&["get", "cm,svc", "-n", "sk"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn label_annotate_config_match_kubectl() {
+    let server = TestServer::start(&[]).await;
+    let both = Both { server: &server };
+    both.skiffctl(&["create", "-f", "-"], Some(NAMESPACES)).ok();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lab}\n";
+    both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(cm))
+        .ok();
+    both.kubectl(&["apply", "-n", "kc", "-f", "-"], Some(cm))
+        .ok();
+    // Each tool edits its own copy; the printed verdicts and errors must agree step by step.
+    for step in [
+        &["label", "cm", "lab", "a=1"][..],
+        &["label", "cm", "lab", "a=2"],
+        &["label", "cm/lab", "a=2", "--overwrite"],
+        &["label", "cm", "lab", "a=2", "--overwrite"],
+        &["label", "cm", "lab", "a-"],
+        &["label", "cm", "lab", "a-"],
+        &["annotate", "cm", "lab", "note=hi"],
+        &["annotate", "cm", "lab", "note=ho"],
+        &["annotate", "cm", "lab", "note-"],
+    ] {
+        let mut sk = step.to_vec();
+        sk.extend(["-n", "sk"]);
+        let mut kc = step.to_vec();
+        kc.extend(["-n", "kc"]);
+        let (a, b) = (both.skiffctl(&sk, None), both.kubectl(&kc, None));
+        assert_eq!(
+            (a.code, &a.stdout, &a.stderr),
+            (b.code, &b.stdout, &b.stderr),
+            "{step:?}"
+        );
+    }
+    let labels = |ns: &str| {
+        both.kubectl(
+            &["get", "cm", "lab", "-n", ns, "-o", "jsonpath={.metadata}"],
+            None,
+        )
+        .ok()
+        .replace(ns, "NS")
+    };
+    let strip = |s: String| -> Value {
+        let mut v: Value = serde_json::from_str(&s).expect("json");
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            v.as_object_mut().expect("object").remove(k);
+        }
+        v
+    };
+    assert_eq!(strip(labels("sk")), strip(labels("kc")));
+
+    for args in [
+        vec!["config", "view"],
+        vec!["config", "view", "-o", "json"],
+        vec!["config", "view", "--minify"],
+        vec!["config", "get-contexts"],
+        vec!["config", "current-context"],
+        vec!["config", "use-context", "nope"],
+        vec!["api-resources"],
+    ] {
+        both.same(&args);
+    }
+}
