@@ -32,14 +32,14 @@ pub struct ApplyArgs {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum DryRun {
+pub enum DryRun {
     None,
     Client,
     Server,
 }
 
 impl DryRun {
-    fn parse(s: &str) -> Result<Self> {
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
             "none" => Ok(DryRun::None),
             "client" => Ok(DryRun::Client),
@@ -50,7 +50,7 @@ impl DryRun {
         }
     }
 
-    fn suffix(self) -> &'static str {
+    pub fn suffix(self) -> &'static str {
         match self {
             DryRun::None => "",
             DryRun::Client => " (dry run)",
@@ -62,12 +62,14 @@ impl DryRun {
 /// Where one manifest object lives on the server.
 struct Placed<'a> {
     resource: &'a Resource,
+    source: String,
     object: Value,
     item_path: String,
     collection_path: String,
 }
 
-fn place<'a>(disc: &'a Discovery, http: &Http, mut object: Value) -> Result<Placed<'a>> {
+fn place<'a>(disc: &'a Discovery, http: &Http, doc: crate::manifest::Doc) -> Result<Placed<'a>> {
+    let mut object = doc.object;
     let resource = disc.for_kind(
         object["apiVersion"].as_str().unwrap_or_default(),
         object["kind"].as_str().unwrap_or_default(),
@@ -86,6 +88,7 @@ fn place<'a>(disc: &'a Discovery, http: &Http, mut object: Value) -> Result<Plac
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     Ok(Placed {
         resource,
+        source: doc.source,
         item_path: format!("{collection_path}/{name}"),
         collection_path,
         object,
@@ -130,7 +133,7 @@ pub async fn apply(http: &Http, disc: &Discovery, a: &ApplyArgs) -> Result<()> {
     let docs = read_all(&a.files, a.recursive)?;
     let mut failed = false;
     for d in docs {
-        let p = place(disc, http, d.object)?;
+        let p = place(disc, http, d)?;
         let name = p.object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -201,11 +204,12 @@ async fn client_side(http: &Http, p: &Placed<'_>, dry: DryRun) -> Result<&'stati
                     JSON,
                     Some((JSON, body(&modified)?)),
                 )
-                .await?;
+                .await
+                .map_err(|e| e.when("creating", &p.source))?;
             }
             return Ok("created");
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.when("retrieving current configuration of", &p.source)),
     };
     let original: Value = live["metadata"]["annotations"][LAST_APPLIED]
         .as_str()
@@ -213,8 +217,9 @@ async fn client_side(http: &Http, p: &Placed<'_>, dry: DryRun) -> Result<&'stati
         .unwrap_or(Value::Null);
     if original.is_null() {
         eprintln!(
-            "Warning: resource {} is missing the {LAST_APPLIED} annotation which is required by skiffctl apply. The missing annotation will be patched automatically.",
-            p.resource.qualified_plural()
+            "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by skiffctl apply. skiffctl apply should only be used on resources created declaratively by either skiffctl create --save-config or skiffctl apply. The missing annotation will be patched automatically.",
+            p.resource.qualified_plural(),
+            p.object["metadata"]["name"].as_str().unwrap_or_default()
         );
     }
     let patch = crate::smp::three_way(&original, &modified, &live);
@@ -245,7 +250,7 @@ pub async fn create(http: &Http, disc: &Discovery, a: &ApplyArgs) -> Result<()> 
     let dry = DryRun::parse(&a.dry_run)?;
     let mut failed = false;
     for d in read_all(&a.files, a.recursive)? {
-        let p = place(disc, http, d.object)?;
+        let p = place(disc, http, d)?;
         let name = p.object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -267,6 +272,7 @@ pub async fn create(http: &Http, disc: &Discovery, a: &ApplyArgs) -> Result<()> 
                 Some((JSON, body(&p.object)?)),
             )
             .await
+            .map_err(|e| e.when("creating", &p.source))
         };
         match res {
             Ok(_) => println!(

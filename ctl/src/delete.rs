@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::apply::DryRun;
 use crate::discovery::{Discovery, Resource};
 use crate::error::{CtlError, Result};
 use crate::get::{collection, targets};
@@ -36,6 +37,12 @@ pub struct DeleteArgs {
     /// background, foreground or orphan.
     #[arg(long, default_value = "background", num_args = 0..=1, default_missing_value = "background")]
     pub cascade: String,
+    /// none, client or server.
+    #[arg(long, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: String,
+    /// Treat "not found" as a successful delete.
+    #[arg(long)]
+    pub ignore_not_found: bool,
     /// Deletion wait deadline in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -59,7 +66,12 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DeleteArgs) -> Result<()> {
         body["gracePeriodSeconds"] = json!(a.grace_period);
     }
     let ns = http.namespace.clone();
-    let mut todo: Vec<(&Resource, String, String)> = Vec::new();
+    let dry = DryRun::parse(&a.dry_run)?;
+    if dry == DryRun::Server {
+        body["dryRun"] = json!(["All"]);
+    }
+    // (resource, namespace, name, manifest it came from)
+    let mut todo: Vec<(&Resource, String, String, Option<String>)> = Vec::new();
     if !a.files.is_empty() {
         for doc in crate::manifest::read_all(&a.files, a.recursive)? {
             let r = disc.for_kind(
@@ -71,7 +83,7 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DeleteArgs) -> Result<()> {
                 .unwrap_or(&ns)
                 .to_string();
             let name = doc.object["metadata"]["name"].as_str().unwrap_or_default();
-            todo.push((r, obj_ns, name.to_string()));
+            todo.push((r, obj_ns, name.to_string(), Some(doc.source)));
         }
     } else {
         let ts = targets(disc, &a.args)?;
@@ -94,11 +106,11 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DeleteArgs) -> Result<()> {
                 let list = http.get(&path, JSON).await?;
                 for it in list["items"].as_array().into_iter().flatten() {
                     let name = it["metadata"]["name"].as_str().unwrap_or_default();
-                    todo.push((t.resource, ns.clone(), name.to_string()));
+                    todo.push((t.resource, ns.clone(), name.to_string(), None));
                 }
             } else {
                 for n in t.names {
-                    todo.push((t.resource, ns.clone(), n));
+                    todo.push((t.resource, ns.clone(), n, None));
                 }
             }
         }
@@ -109,24 +121,33 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DeleteArgs) -> Result<()> {
     }
     let mut deleted = Vec::new();
     let mut first_err = None;
-    for (r, ns, name) in &todo {
+    for (r, ns, name, source) in &todo {
         let path = format!("{}/{name}", collection(r, Some(ns)));
         let bytes = serde_json::to_vec(&body).map_err(|e| CtlError::local(e.to_string()))?;
-        match http
-            .call(reqwest::Method::DELETE, &path, JSON, Some((JSON, bytes)))
-            .await
-        {
+        let res = match dry {
+            DryRun::Client => Ok(Value::Null),
+            _ => {
+                http.call(reqwest::Method::DELETE, &path, JSON, Some((JSON, bytes)))
+                    .await
+            }
+        };
+        match res {
             Ok(_) => {
-                println!("{} \"{name}\" deleted", r.qualified_kind());
+                println!("{} \"{name}\" deleted{}", r.qualified_kind(), dry.suffix());
                 deleted.push(path);
             }
+            Err(e) if a.ignore_not_found && e.is_not_found() => {}
             Err(e) => {
+                let e = match source {
+                    Some(src) => e.when("deleting", src),
+                    None => e,
+                };
                 eprintln!("{e}");
                 first_err.get_or_insert(());
             }
         }
     }
-    if a.wait {
+    if a.wait && dry == DryRun::None {
         let deadline = Instant::now() + Duration::from_secs(a.timeout);
         for path in &deleted {
             loop {

@@ -20,6 +20,18 @@ impl CtlError {
         CtlError::Local(msg.into())
     }
 
+    /// kubectl's `error when creating "web.yaml": ...` context for server errors about an
+    /// object from a manifest.
+    pub fn when(self, doing: &str, source: &str) -> Self {
+        match self {
+            CtlError::Server { reason, message } => CtlError::Server {
+                reason,
+                message: format!("error when {doing} \"{source}\": {message}"),
+            },
+            other => other,
+        }
+    }
+
     /// Whether this is the server's NotFound.
     pub fn is_not_found(&self) -> bool {
         matches!(self, CtlError::Server { reason, .. } if reason == "NotFound")

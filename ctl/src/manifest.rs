@@ -12,6 +12,8 @@ use crate::error::{CtlError, Result, one_line};
 /// One object from a manifest, with where it came from.
 pub struct Doc {
     pub object: Value,
+    /// The file it came from, as given (`STDIN` for `-`), for kubectl's error prefixes.
+    pub source: String,
 }
 
 /// Reads every object from the given `-f` arguments, in order. `List` documents are expanded.
@@ -104,14 +106,20 @@ fn parse(name: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
         }
         if v["kind"] == "List" {
             for it in v["items"].as_array().cloned().unwrap_or_default() {
-                out.push(Doc { object: it });
+                out.push(Doc {
+                    object: it,
+                    source: name.to_string(),
+                });
             }
             continue;
         }
         if !v["metadata"]["name"].is_string() {
             return Err(fail(n, "metadata.name not set or not a string".to_string()));
         }
-        out.push(Doc { object: v });
+        out.push(Doc {
+            object: v,
+            source: name.to_string(),
+        });
     }
     Ok(())
 }
