@@ -10,6 +10,7 @@ mod apply;
 mod delete;
 mod describe;
 mod discovery;
+mod edit;
 mod error;
 mod get;
 mod http;
@@ -62,6 +63,8 @@ enum Command {
     Describe(describe::DescribeArgs),
     /// Delete resources by file names, stdin, names or label selector.
     Delete(delete::DeleteArgs),
+    /// Edit a resource in $EDITOR.
+    Edit(edit::EditArgs),
     /// Update the labels on a resource.
     Label(label::LabelArgs),
     /// Update the annotations on a resource.
@@ -125,6 +128,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Delete(a) => delete::run(&http, &disc, a).await,
                 Command::Describe(a) => describe::run(&http, &disc, a).await,
                 Command::ApiResources => api_resources(&disc),
+                Command::Edit(a) => edit::run(&http, &disc, a).await,
                 Command::Label(a) => label::run(&http, &disc, a, label::Which::Labels).await,
                 Command::Annotate(a) => {
                     label::run(&http, &disc, a, label::Which::Annotations).await

@@ -146,6 +146,22 @@ impl Both<'_> {
     }
 }
 
+/// Runs a tool with `EDITOR` set.
+fn run_env(bin: &str, server: &TestServer, args: &[&str], editor: &str) -> Out {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("EDITOR", editor)
+        .env_remove("KUBE_EDITOR")
+        .output()
+        .expect("run");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// An object as the server keeps it, minus what differs between two creations.
 fn comparable(mut v: Value, ns: &str) -> Value {
     let m = v["metadata"].as_object_mut().expect("metadata");
@@ -284,6 +300,38 @@ async fn get_apply_delete_match_kubectl() {
             .ok(),
         "deployment.apps/web unchanged\n"
     );
+
+    // edit: the same editor command changes both copies the same way.
+    let script = server.data_dir.join("editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i -e 's/nginx:1.26/nginx:1.27/' -e 's/replicas: 3/replicas: 4/' \"$1\"\n",
+    )
+    .expect("write editor");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod editor");
+    let editor = script.to_str().expect("utf-8 path");
+    for _ in 0..2 {
+        let a = run_env(
+            SKIFFCTL,
+            &server,
+            &["edit", "deploy", "web", "-n", "sk"],
+            editor,
+        );
+        let b = run_env(
+            KUBECTL,
+            &server,
+            &["edit", "deploy", "web", "-n", "kc"],
+            editor,
+        );
+        assert_eq!(
+            (a.code, &a.stdout, &a.stderr),
+            (b.code, &b.stdout, &b.stderr)
+        );
+    }
+    let (sk, kc) = (get("sk"), get("kc"));
+    assert_eq!(sk["spec"], kc["spec"]);
+    assert_eq!(sk["spec"]["replicas"], 4);
 
     // delete: same words, and the objects are gone when it returns.
     for ns in ["sk", "kc"] {
