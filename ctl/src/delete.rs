@@ -115,7 +115,8 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DeleteArgs) -> Result<()> {
             }
         }
         if todo.is_empty() {
-            eprintln!("No resources found");
+            // kubectl's delete (unlike get) says this on stdout.
+            println!("No resources found");
             return Ok(());
         }
     }

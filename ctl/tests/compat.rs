@@ -419,3 +419,84 @@ async fn label_annotate_config_match_kubectl() {
         both.same(&args);
     }
 }
+
+/// Starts `bin get ... -w` in the background; its output is collected when it is stopped.
+fn spawn_watch(bin: &str, server: &TestServer, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn watch")
+}
+
+fn stop(mut child: std::process::Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("watch output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_and_selective_delete_match_kubectl() {
+    let server = TestServer::start(&[]).await;
+    let both = Both { server: &server };
+    let cms = |names: &[&str], tier: &str| -> String {
+        names
+            .iter()
+            .map(|n| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}, labels: {{tier: {tier}}}}}\ndata: {{k: v}}\n"))
+            .collect::<Vec<_>>()
+            .join("---\n")
+    };
+    both.skiffctl(&["apply", "-f", "-"], Some(&cms(&["a", "bb"], "one")))
+        .ok();
+    let watches: Vec<_> = [SKIFFCTL, KUBECTL]
+        .iter()
+        .map(|bin| {
+            (
+                spawn_watch(bin, &server, &["get", "cm", "-w", "-l", "tier"]),
+                spawn_watch(
+                    bin,
+                    &server,
+                    &["get", "cm", "--watch-only", "-l", "tier=two"],
+                ),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    both.skiffctl(
+        &["apply", "-f", "-"],
+        Some(&cms(&["a-much-longer-name"], "two")),
+    )
+    .ok();
+    both.skiffctl(&["label", "cm", "a", "extra=1"], None).ok();
+    both.skiffctl(&["delete", "cm", "bb"], None).ok();
+    std::thread::sleep(Duration::from_millis(1500));
+    let outputs: Vec<(String, String)> = watches
+        .into_iter()
+        .map(|(w, wo)| (mask_ages(&stop(w)), mask_ages(&stop(wo))))
+        .collect();
+    assert_eq!(
+        outputs[0], outputs[1],
+        "skiffctl (left) and kubectl (right) watches differ"
+    );
+    assert!(outputs[0].0.contains("a-much-longer-name"), "{outputs:?}");
+
+    // delete by selector and --all.
+    both.skiffctl(&["apply", "-f", "-"], Some(&cms(&["x1", "x2"], "three")))
+        .ok();
+    let a = both.skiffctl(&["delete", "cm", "-l", "tier=three"], None);
+    assert_eq!(
+        a.ok(),
+        "configmap \"x1\" deleted\nconfigmap \"x2\" deleted\n"
+    );
+    both.kubectl(&["apply", "-f", "-"], Some(&cms(&["x1", "x2"], "three")))
+        .ok();
+    assert_eq!(
+        both.kubectl(&["delete", "cm", "-l", "tier=three"], None)
+            .ok(),
+        a.stdout
+    );
+    both.same(&["delete", "cm", "--all", "--dry-run=server"]);
+    both.same(&["delete", "cm", "-l", "tier=none"]);
+}
