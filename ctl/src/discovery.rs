@@ -14,6 +14,8 @@ pub struct Resource {
     pub info: ResourceInfo,
     pub singular: String,
     pub short_names: Vec<String>,
+    /// Discovery categories (`all`), which a user may type instead of a type.
+    pub categories: Vec<String>,
 }
 
 impl Resource {
@@ -100,6 +102,24 @@ impl Discovery {
         })
     }
 
+    /// What a typed name stands for: the resources of a category (`all`) in discovery order,
+    /// or the one resource it names.
+    pub fn expand(&self, typed: &str) -> Result<Vec<&Resource>> {
+        if let Ok(r) = self.resolve(typed) {
+            return Ok(vec![r]);
+        }
+        let lower = typed.to_lowercase();
+        let in_category: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| r.categories.contains(&lower))
+            .collect();
+        if in_category.is_empty() {
+            return self.resolve(typed).map(|r| vec![r]);
+        }
+        Ok(in_category)
+    }
+
     /// The resource serving objects of this apiVersion and kind (for manifests).
     pub fn for_kind(&self, api_version: &str, kind: &str) -> Result<&Resource> {
         let (group, version) = match api_version.split_once('/') {
@@ -145,6 +165,7 @@ fn add_list(out: &mut Vec<Resource>, group: &str, version: &str, list: &Value) {
             ),
             singular,
             short_names: strings(&r["shortNames"]),
+            categories: strings(&r["categories"]),
         });
     }
 }

@@ -75,15 +75,16 @@ pub fn targets<'a>(disc: &'a Discovery, args: &[String]) -> Result<Vec<Target<'a
         return Ok(out);
     }
     let names: Vec<String> = args[1..].to_vec();
-    first
-        .split(',')
-        .map(|k| {
-            Ok(Target {
-                resource: disc.resolve(k)?,
+    let mut out = Vec::new();
+    for k in first.split(',') {
+        for resource in disc.expand(k)? {
+            out.push(Target {
+                resource,
                 names: names.clone(),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The collection path of a resource in a namespace (`None` for all namespaces).
@@ -164,7 +165,10 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
         Some(http.namespace.as_str())
     };
     let sort = a.sort_by.as_deref().map(sort_template).transpose()?;
-    let with_kind = targets.len() > 1;
+    let with_kind = targets.len() > 1
+        || a.args
+            .first()
+            .is_some_and(|k| disc.resolve(k).is_err() && !k.contains('/'));
     match &format {
         Format::Table { wide } if a.watch || a.watch_only => {
             let [t] = targets.as_slice() else {
@@ -176,9 +180,10 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
         }
         Format::Table { wide } => {
             let mut printed_any = false;
+            let mut missing = Vec::new();
             let mut out = String::new();
             for t in &targets {
-                let table = fetch_table(http, t, ns, a, sort.is_some()).await?;
+                let table = fetch_table(http, t, ns, a, sort.is_some(), &mut missing).await?;
                 let rows = sort_rows(rows_of(&table), sort.as_ref());
                 if rows.is_empty() {
                     continue;
@@ -193,6 +198,12 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
                 printed_any = true;
             }
             print!("{out}");
+            for e in &missing {
+                eprintln!("{e}");
+            }
+            if !missing.is_empty() {
+                return Err(CtlError::Silent);
+            }
             if !printed_any {
                 no_resources(a, ns);
             }
@@ -325,10 +336,41 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             .as_f64()
             .partial_cmp(&y.as_f64())
             .unwrap_or(Ordering::Equal),
-        (Some(x), Some(y)) => scalar(x).cmp(&scalar(y)),
+        (Some(x), Some(y)) => natural(&scalar(x), &scalar(y)),
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
         (None, None) => Ordering::Equal,
+    }
+}
+
+/// kubectl's natural string order: runs of digits compare as numbers (`9` < `11`).
+fn natural(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.len() - a.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let db = b.len() - b.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let (na, nb) = (
+                    a[..da].trim_start_matches('0'),
+                    b[..db].trim_start_matches('0'),
+                );
+                let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if o != Ordering::Equal {
+                    return o;
+                }
+                (a, b) = (&a[da..], &b[db..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                (a, b) = (&a[x.len_utf8()..], &b[y.len_utf8()..]);
+            }
+        }
     }
 }
 
@@ -350,6 +392,7 @@ async fn fetch_table(
     ns: Option<&str>,
     a: &GetArgs,
     objects: bool,
+    missing: &mut Vec<CtlError>,
 ) -> Result<Value> {
     if t.names.is_empty() {
         return http.get(&list_path(t, ns, a, objects), TABLE).await;
@@ -360,7 +403,14 @@ async fn fetch_table(
             &format!("{}/{n}", collection(t.resource, ns)),
             &[("includeObject", objects.then_some("Object"))],
         );
-        let tbl = http.get(&path, TABLE).await?;
+        let tbl = match http.get(&path, TABLE).await {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() && t.names.len() > 1 => {
+                missing.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match &mut merged {
             None => merged = Some(tbl),
             Some(m) => {
@@ -491,7 +541,7 @@ async fn watch(
     objects: bool,
 ) -> Result<()> {
     use std::io::Write;
-    let table = fetch_table(http, t, ns, a, objects).await?;
+    let table = fetch_table(http, t, ns, a, objects, &mut Vec::new()).await?;
     let rv = table["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or_default()

@@ -241,6 +241,28 @@ async fn get_apply_delete_match_kubectl() {
             "custom-columns=NS:.metadata.namespace,IMAGES:.spec.template.spec.containers[*].image",
         ],
         vec!["get", "pod", "nope", "-n", "sk"],
+        vec![
+            "get",
+            "cm",
+            "settings",
+            "nope",
+            "kube-root-ca.crt",
+            "-n",
+            "sk",
+        ],
+        vec!["get", "all", "-n", "sk"],
+        vec!["get", "all", "-A", "-o", "name"],
+        vec!["get", "deploy/web", "svc/web", "-n", "kc"],
+        vec![
+            "get",
+            "cm",
+            "-A",
+            "--sort-by",
+            ".metadata.resourceVersion",
+            "-o",
+            "custom-columns=N:.metadata.name",
+        ],
+        vec!["get", "cm", "-A", "--sort-by", "{.metadata.name}"],
     ] {
         both.same(&args);
     }
