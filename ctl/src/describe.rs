@@ -59,7 +59,11 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DescribeArgs) -> Result<()> 
     let mut pages = Vec::new();
     for (r, o) in &objects {
         let mut w = Writer::default();
-        describe(&mut w, r, o);
+        if (r.info.group.as_str(), r.info.kind.as_str()) == ("", "Node") {
+            crate::describe_node::node(http, &mut w, o).await?;
+        } else {
+            describe(&mut w, r, o);
+        }
         events(http, &mut w, o).await?;
         pages.push(crate::tabwriter::align(&w.text, 0, 2));
     }
@@ -74,19 +78,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    fn line(&mut self, indent: usize, s: &str) {
+    pub fn line(&mut self, indent: usize, s: &str) {
         self.text.extend(std::iter::repeat_n(' ', indent));
         self.text.push_str(s);
         self.text.push('\n');
     }
 
     /// `Key:\tvalue`, or `Key:\t<none>` for an empty value.
-    fn field(&mut self, indent: usize, key: &str, value: &str) {
+    pub fn field(&mut self, indent: usize, key: &str, value: &str) {
         self.line(indent, &format!("{key}:\t{value}"));
     }
 
     /// A list under a key: the first item on the key's line, the rest below it.
-    fn multiline(&mut self, indent: usize, key: &str, items: &[String]) {
+    pub fn multiline(&mut self, indent: usize, key: &str, items: &[String]) {
         if items.is_empty() {
             return self.field(indent, key, "<none>");
         }
@@ -97,11 +101,11 @@ impl Writer {
     }
 }
 
-fn s(v: &Value) -> &str {
+pub fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn map_items(v: &Value, sep: &str, skip: &[&str]) -> Vec<String> {
+pub fn map_items(v: &Value, sep: &str, skip: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = v
         .as_object()
         .into_iter()
@@ -121,7 +125,7 @@ fn common_header(w: &mut Writer, o: &Value, namespaced: bool) {
     }
 }
 
-fn labels_annotations(w: &mut Writer, indent: usize, m: &Value) {
+pub fn labels_annotations(w: &mut Writer, indent: usize, m: &Value) {
     w.multiline(indent, "Labels", &map_items(&m["labels"], "=", &[]));
     w.multiline(
         indent,
@@ -281,8 +285,10 @@ fn qos_class(spec: &Value) -> String {
     .into()
 }
 
+/// Tolerations one per line, sorted as kubectl sorts them.
 fn tolerations(v: &Value) -> Vec<String> {
-    v.as_array()
+    let mut out: Vec<String> = v
+        .as_array()
         .into_iter()
         .flatten()
         .map(|t| {
@@ -307,7 +313,9 @@ fn tolerations(v: &Value) -> Vec<String> {
             }
             out
         })
-        .collect()
+        .collect();
+    out.sort();
+    out
 }
 
 fn ports(c: &Value, key: &str) -> Vec<String> {

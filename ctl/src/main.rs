@@ -9,6 +9,7 @@ mod age;
 mod apply;
 mod delete;
 mod describe;
+mod describe_node;
 mod discovery;
 mod edit;
 mod error;

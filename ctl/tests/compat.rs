@@ -103,6 +103,26 @@ const EVENT: &str = r#"{"apiVersion": "v1", "kind": "Event", "metadata": {"name"
 "source": {"component": "default-scheduler"}, "count": 3,
 "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-02T00:00:00Z"}"#;
 
+const NODE: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+  labels: {kubernetes.io/hostname: n1, node-role.kubernetes.io/worker: \"\"}
+spec:
+  podCIDR: 10.244.1.0/24
+  taints: [{key: k, value: v, effect: NoSchedule}, {key: gpu, effect: NoExecute}]
+";
+
+const NODE_STATUS: &str = r#"{"status": {
+ "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+ "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+ "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-11-26T16:00:00Z",
+   "lastTransitionTime": "2026-11-26T15:00:00Z", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+ "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1"}],
+ "nodeInfo": {"machineID": "m", "systemUUID": "u", "bootID": "b", "kernelVersion": "6.1", "osImage": "Debian",
+   "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "runc://1.1",
+   "kubeletVersion": "v1.33.0", "kubeProxyVersion": ""}}}"#;
+
 const NAMESPACES: &str = "apiVersion: v1
 kind: Namespace
 metadata: {name: sk}
@@ -284,7 +304,21 @@ async fn get_apply_delete_match_kubectl() {
     );
     let event = EVENT.replace("UID", uid.ok());
     both.skiffctl(&["create", "-f", "-"], Some(&event)).ok();
+    both.skiffctl(&["apply", "-f", "-"], Some(NODE)).ok();
+    let status: Value = serde_json::from_str(NODE_STATUS).expect("json");
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/v1/nodes/n1/status", server.url))
+        .header("content-type", "application/merge-patch+json")
+        .body(status.to_string())
+        .send()
+        .await
+        .expect("patch node status");
+    assert!(resp.status().is_success(), "{resp:?}");
+    let on_node = "apiVersion: v1\nkind: Pod\nmetadata: {name: onn1}\nspec:\n  nodeName: n1\n  containers:\n  - {name: c, image: busybox, resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 128Mi}}}\n  - {name: d, image: busybox, resources: {requests: {cpu: 250m, memory: 64Mi}}}\n";
+    both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(on_node))
+        .ok();
     for args in [
+        vec!["describe", "node", "n1"],
         vec!["describe", "pod", "two", "-n", "sk"],
         vec!["describe", "deploy", "web", "-n", "sk"],
         vec!["describe", "svc/web", "-n", "kc"],
