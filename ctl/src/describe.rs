@@ -64,6 +64,9 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DescribeArgs) -> Result<()> 
         } else {
             describe(&mut w, r, o);
         }
+        if (r.info.group.as_str(), r.info.kind.as_str()) == ("apps", "Deployment") {
+            replica_sets(http, &mut w, o).await?;
+        }
         events(http, &mut w, o).await?;
         pages.push(crate::tabwriter::align(&w.text, 0, 2));
     }
@@ -771,12 +774,78 @@ fn generic(w: &mut Writer, r: &Resource, o: &Value) {
     }
 }
 
+/// `OldReplicaSets` / `NewReplicaSet` of a deployment, printed once it has any ReplicaSets
+/// it controls.
+async fn replica_sets(http: &Http, w: &mut Writer, d: &Value) -> Result<()> {
+    let m = &d["metadata"];
+    let path = format!(
+        "/apis/apps/v1/namespaces/{}/replicasets?{}",
+        s(&m["namespace"]),
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("labelSelector", &selector_string(&d["spec"]["selector"]))
+            .finish()
+    );
+    let Ok(list) = http.get(&path, JSON).await else {
+        return Ok(());
+    };
+    let owned: Vec<&Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| {
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["controller"] == true && o["uid"] == m["uid"])
+        })
+        .collect();
+    if owned.is_empty() {
+        return Ok(());
+    }
+    // The new ReplicaSet is the one whose pod template is the deployment's, apart from the
+    // pod-template-hash label the controller adds.
+    let without_hash = |t: &Value| {
+        let mut t = t.clone();
+        if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+            l.remove("pod-template-hash");
+        }
+        t
+    };
+    let template = without_hash(&d["spec"]["template"]);
+    let (new, old): (Vec<&Value>, Vec<&Value>) = owned
+        .into_iter()
+        .partition(|rs| without_hash(&rs["spec"]["template"]) == template);
+    let show = |list: &[&Value]| -> String {
+        if list.is_empty() {
+            return "<none>".into();
+        }
+        list.iter()
+            .map(|rs| {
+                format!(
+                    "{} ({}/{} replicas created)",
+                    s(&rs["metadata"]["name"]),
+                    rs["status"]["replicas"].as_i64().unwrap_or(0),
+                    rs["spec"]["replicas"].as_i64().unwrap_or(1)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    w.field(0, "OldReplicaSets", &show(&old));
+    w.field(0, "NewReplicaSet", &show(&new));
+    Ok(())
+}
+
 /// The Events section: events about this object (by name, namespace and uid), oldest first.
 async fn events(http: &Http, w: &mut Writer, o: &Value) -> Result<()> {
     let m = &o["metadata"];
     let mut selector = format!("involvedObject.name={}", s(&m["name"]));
     let ns = m["namespace"].as_str().unwrap_or("default");
     selector.push_str(&format!(",involvedObject.namespace={ns}"));
+    if let Some(kind) = o["kind"].as_str() {
+        selector.push_str(&format!(",involvedObject.kind={kind}"));
+    }
     if let Some(uid) = m["uid"].as_str() {
         selector.push_str(&format!(",involvedObject.uid={uid}"));
     }

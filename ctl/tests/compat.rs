@@ -317,6 +317,20 @@ async fn get_apply_delete_match_kubectl() {
     let on_node = "apiVersion: v1\nkind: Pod\nmetadata: {name: onn1}\nspec:\n  nodeName: n1\n  containers:\n  - {name: c, image: busybox, resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 128Mi}}}\n  - {name: d, image: busybox, resources: {requests: {cpu: 250m, memory: 64Mi}}}\n";
     both.skiffctl(&["apply", "-n", "sk", "-f", "-"], Some(on_node))
         .ok();
+    // A ReplicaSet the deployment controls, with its template, for NewReplicaSet.
+    let d: Value = serde_json::from_str(
+        both.skiffctl(&["get", "deploy", "web", "-n", "sk", "-o", "json"], None)
+            .ok(),
+    )
+    .expect("json");
+    let mut template = d["spec"]["template"].clone();
+    template["metadata"]["labels"]["pod-template-hash"] = "abc".into();
+    let rs = serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-abc", "labels": {"app": "web"}, "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "Deployment", "name": "web", "uid": d["metadata"]["uid"], "controller": true}]},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}});
+    both.skiffctl(&["create", "-n", "sk", "-f", "-"], Some(&rs.to_string()))
+        .ok();
     for args in [
         vec!["describe", "node", "n1"],
         vec!["describe", "pod", "two", "-n", "sk"],
