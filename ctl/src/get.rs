@@ -227,11 +227,7 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
                 } else {
                     for n in &t.names {
                         let path = format!("{}/{n}", collection(t.resource, ns));
-                        items.push(
-                            http.get(&path, JSON)
-                                .await
-                                .map_err(|e| not_found(e, t.resource, n))?,
-                        );
+                        items.push(http.get(&path, JSON).await?);
                     }
                 }
             }
@@ -306,11 +302,6 @@ pub fn object_name(disc: &Discovery, o: &Value) -> String {
         "{prefix}/{}",
         o["metadata"]["name"].as_str().unwrap_or_default()
     )
-}
-
-/// kubectl names the resource as typed by plural in a NotFound for a get by name.
-fn not_found(e: CtlError, _r: &Resource, _name: &str) -> CtlError {
-    e
 }
 
 fn no_resources(a: &GetArgs, ns: Option<&str>) {
