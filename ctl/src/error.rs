@@ -1,0 +1,83 @@
+//! The one error type of `skiffctl`, printed the way kubectl prints its errors: a single line
+//! on stderr and exit code 1.
+
+use std::fmt;
+
+/// Anything that makes a command fail.
+#[derive(Debug)]
+pub enum CtlError {
+    /// The server answered with a failure `Status`: `Error from server (Reason): message`.
+    Server { reason: String, message: String },
+    /// Everything else, printed as `error: ...`.
+    Local(String),
+    /// Already reported line by line; only the exit code is left to set.
+    Silent,
+}
+
+impl CtlError {
+    /// A local error (`error: ...`).
+    pub fn local(msg: impl Into<String>) -> Self {
+        CtlError::Local(msg.into())
+    }
+
+    /// kubectl's `error when creating "web.yaml": ...` context for server errors about an
+    /// object from a manifest.
+    pub fn when(self, doing: &str, source: &str) -> Self {
+        match self {
+            CtlError::Server { reason, message } => CtlError::Server {
+                reason,
+                message: format!("error when {doing} \"{source}\": {message}"),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether this is the server's NotFound.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CtlError::Server { reason, .. } if reason == "NotFound")
+    }
+}
+
+impl fmt::Display for CtlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CtlError::Server { reason, message } if reason.is_empty() => {
+                write!(f, "Error from server: {message}")
+            }
+            CtlError::Server { reason, message } => {
+                write!(f, "Error from server ({reason}): {message}")
+            }
+            CtlError::Local(m) => write!(f, "error: {m}"),
+            CtlError::Silent => Ok(()),
+        }
+    }
+}
+
+impl From<runtime::Error> for CtlError {
+    fn from(e: runtime::Error) -> Self {
+        match e {
+            runtime::Error::Api(s) => CtlError::Server {
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            other => CtlError::Local(one_line(&other.to_string())),
+        }
+    }
+}
+
+impl From<std::io::Error> for CtlError {
+    fn from(e: std::io::Error) -> Self {
+        CtlError::Local(e.to_string())
+    }
+}
+
+/// Joins a multi-line message into one line so every error stays a single line.
+pub fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub type Result<T> = std::result::Result<T, CtlError>;

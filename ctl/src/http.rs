@@ -1,0 +1,186 @@
+//! A thin HTTP layer over the resolved kubeconfig.
+//!
+//! `runtime::Client` always asks for `application/json`; kubectl's tables need the
+//! `as=Table` Accept header (for lists and for watch streams), so skiffctl sends its own
+//! requests with the same base URL and credentials `runtime::config` resolved, and decodes
+//! failures into the server's `Status` the same way.
+
+use futures::StreamExt;
+use runtime::config::{Auth, Config};
+use serde_json::Value;
+
+use crate::error::{CtlError, Result};
+
+/// The Accept header kubectl sends for human-readable output.
+pub const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+/// Plain JSON objects.
+pub const JSON: &str = "application/json";
+
+/// Where the server is and how to authenticate.
+#[derive(Clone)]
+pub struct Http {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<String>,
+    /// The namespace of the context (or `--namespace`).
+    pub namespace: String,
+    /// `host:port` for kubectl's connection-refused message.
+    host: String,
+}
+
+impl Http {
+    pub fn new(config: Config) -> Result<Self> {
+        if config.server.starts_with("https://") {
+            return Err(runtime::Error::TlsUnsupported(config.server).into());
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| CtlError::local(e.to_string()))?;
+        let auth = match &config.auth {
+            Auth::None => None,
+            Auth::Bearer(t) => Some(format!("Bearer {t}")),
+            Auth::Basic { .. } => {
+                return Err(CtlError::local("basic authentication is not supported"));
+            }
+        };
+        let host = config
+            .server
+            .split("://")
+            .nth(1)
+            .unwrap_or(&config.server)
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Http {
+            http,
+            base: config.server,
+            auth,
+            namespace: config.namespace,
+            host,
+        })
+    }
+
+    fn connect_error(&self, e: reqwest::Error) -> CtlError {
+        if e.is_connect() {
+            CtlError::Local(format!(
+                "The connection to the server {} was refused - did you specify the right host or port?",
+                self.host
+            ))
+        } else {
+            CtlError::local(crate::error::one_line(&format!(
+                "cannot reach the API server: {e}"
+            )))
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: &str,
+        body: Option<(&str, Vec<u8>)>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<reqwest::Response> {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("accept", accept);
+        if let Some(t) = timeout {
+            rb = rb.timeout(t);
+        }
+        if let Some(a) = &self.auth {
+            rb = rb.header("authorization", a);
+        }
+        if let Some((ct, b)) = body {
+            rb = rb.header("content-type", ct).body(b);
+        }
+        let resp = rb.send().await.map_err(|e| self.connect_error(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let code = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(status_error(code, &body))
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Value> {
+        let resp = self
+            .send(
+                method,
+                path,
+                accept,
+                body,
+                Some(std::time::Duration::from_secs(60)),
+            )
+            .await?;
+        let bytes = resp.bytes().await.map_err(|e| self.connect_error(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CtlError::local(format!("cannot decode the server's answer: {e}")))
+    }
+
+    /// `GET` as JSON.
+    pub async fn get(&self, path: &str, accept: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, path, accept, None).await
+    }
+
+    /// A watch: calls `each` with every event object until the server ends the stream.
+    pub async fn watch(
+        &self,
+        path: &str,
+        accept: &str,
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
+        let resp = self
+            .send(reqwest::Method::GET, path, accept, None, None)
+            .await?;
+        let mut stream = resp.bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.connect_error(e))?;
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let ev: Value = serde_json::from_slice(&line)
+                    .map_err(|e| CtlError::local(format!("cannot decode a watch event: {e}")))?;
+                each(ev)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns an error response into kubectl's `Error from server (Reason): message`.
+fn status_error(code: u16, body: &[u8]) -> CtlError {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        let message = v["message"].as_str().unwrap_or_default();
+        if !message.is_empty() {
+            return CtlError::Server {
+                reason: v["reason"].as_str().unwrap_or_default().to_string(),
+                message: crate::error::one_line(message),
+            };
+        }
+    }
+    let reason = match code {
+        404 => "NotFound",
+        409 => "Conflict",
+        422 => "Invalid",
+        _ => "",
+    };
+    CtlError::Server {
+        reason: reason.to_string(),
+        message: crate::error::one_line(&format!(
+            "the server responded with code {code}: {}",
+            String::from_utf8_lossy(body).trim()
+        )),
+    }
+}

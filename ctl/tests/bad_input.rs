@@ -1,0 +1,69 @@
+//! Bad input ends in one line on stderr and a non-zero exit, never a panic.
+
+mod common;
+
+use common::support::TestServer;
+use common::{Out, SKIFFCTL, run};
+
+fn one_line_error(out: &Out, contains: &str) {
+    assert_ne!(out.code, 0, "should fail: {out:?}");
+    assert_ne!(out.code, 101, "panicked: {out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "not one line: {out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    assert!(
+        out.stderr.contains(contains),
+        "expected {contains:?} in {out:?}"
+    );
+}
+
+#[test]
+fn missing_kubeconfig() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("nope.yaml");
+    one_line_error(&run(SKIFFCTL, &kc, &["get", "pods"], None), "nope.yaml");
+}
+
+#[test]
+fn unreachable_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    one_line_error(
+        &run(SKIFFCTL, &kc, &["--server", &server, "get", "pods"], None),
+        "was refused",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_kind_and_malformed_manifests() {
+    let server = TestServer::start(&[]).await;
+    let kc = &server.kubeconfig;
+    one_line_error(
+        &run(SKIFFCTL, kc, &["get", "widgets"], None),
+        "error: the server doesn't have a resource type \"widgets\"",
+    );
+    let bad_yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: [b}\n";
+    let path = server.data_dir.join("web.yaml");
+    std::fs::write(&path, bad_yaml).expect("write");
+    let p = path.to_string_lossy();
+    one_line_error(
+        &run(SKIFFCTL, kc, &["apply", "-f", &p], None),
+        "web.yaml: document 2:",
+    );
+    // Nothing from the file was applied.
+    one_line_error(&run(SKIFFCTL, kc, &["get", "cm", "a"], None), "(NotFound)");
+    std::fs::write(&path, "apiVersion: v1\nmetadata: {name: a}\n").expect("write");
+    one_line_error(
+        &run(SKIFFCTL, kc, &["create", "-f", &p], None),
+        "document 1: kind not set",
+    );
+    one_line_error(
+        &run(SKIFFCTL, kc, &["get", "pods", "-o", "toml"], None),
+        "unable to match a printer",
+    );
+}
