@@ -1,6 +1,8 @@
 //! `skiff`: every Skiff component in one binary, like k3s.
 
+mod agent;
 mod kubeconfig;
+mod scheduler;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the API server alone.
     Apiserver(server::ServerArgs),
+    /// Runs the scheduler alone (leader-elected, so several may run).
+    Scheduler(scheduler::SchedulerArgs),
+    /// Runs a node agent (so far: a fleet of simulated nodes).
+    Agent(agent::AgentArgs),
 }
 
 fn main() {
@@ -42,7 +48,10 @@ fn main() {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) | Command::Apiserver(args) => server::run(args).await,
+            Command::Server(args) => server::run(args, true).await,
+            Command::Apiserver(args) => server::run(args, false).await,
+            Command::Scheduler(args) => scheduler::run(args).await.map_err(Into::into),
+            Command::Agent(args) => agent::run(args).await.map_err(Into::into),
         }
     });
     if let Err(e) = result {
