@@ -480,6 +480,22 @@ impl Inner {
     }
 }
 
+impl Drop for Session {
+    /// A session dropped without [`Session::stop`] (its `run` future was cancelled) must not
+    /// leave workers binding on a view nobody maintains.
+    fn drop(&mut self) {
+        self.inner.queue.shut_down();
+        if let Some(h) = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            h.abort();
+        }
+    }
+}
+
 impl Session {
     fn start(
         client: Client,
