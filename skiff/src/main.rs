@@ -1,6 +1,7 @@
 //! `skiff`: every Skiff component in one binary, like k3s.
 
 mod agent;
+mod bench;
 mod kubeconfig;
 mod scheduler;
 mod server;
@@ -25,6 +26,8 @@ enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Runs a node agent (so far: a fleet of simulated nodes).
     Agent(agent::AgentArgs),
+    /// Benchmarks (`skiff bench scheduler`).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -52,6 +55,9 @@ fn main() {
             Command::Apiserver(args) => server::run(args, false).await,
             Command::Scheduler(args) => scheduler::run(args).await.map_err(Into::into),
             Command::Agent(args) => agent::run(args).await.map_err(Into::into),
+            Command::Bench(args) => bench::run(args)
+                .await
+                .map_err(|e| server::ServerError::Bench(e.to_string())),
         }
     });
     if let Err(e) = result {

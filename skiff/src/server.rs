@@ -64,6 +64,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("{0}")]
     Client(#[from] runtime::Error),
+    #[error("benchmark failed: {0}")]
+    Bench(String),
 }
 
 /// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler
