@@ -460,7 +460,9 @@ impl Inner {
             Err(runtime::Error::ShutDown)
         };
         match result {
-            Ok(_) => {
+            Ok(resp) => {
+                // Read the answer so the connection goes back to the pool.
+                let _ = resp.bytes().await;
                 self.stats
                     .bound
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -344,3 +344,47 @@ async fn two_schedulers_one_leader_and_failover() {
         "the survivor bound the pods created after the failover"
     );
 }
+
+/// Without any cluster change, an unschedulable pod is still retried on its backoff, and the
+/// repeats aggregate into one FailedScheduling Event whose count grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unschedulable_pod_retries_on_backoff() {
+    let server = TestServer::start_with(Backend::Embedded, &["--no-scheduler"]).await;
+    let c = client(&server);
+    let _nodes = fleet(&c, "bo-", 2, "1").await;
+    let mut cfg = RunConfig::new("only");
+    cfg.leader_election = None;
+    cfg.initial_backoff = Duration::from_millis(200);
+    cfg.max_backoff = Duration::from_millis(400);
+    let stats = Arc::new(Stats::default());
+    let sched = tokio::spawn(scheduler::run::run(
+        c.clone(),
+        cfg,
+        stats.clone(),
+        std::future::pending(),
+    ));
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    create_pods(&pods, &["retry".to_string()], "2").await;
+    let events: Api<Event> = Api::namespaced(c.clone(), "default");
+    let event = wait_for(
+        "FailedScheduling count to reach 3",
+        Duration::from_secs(20),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let failed: Vec<Event> = list
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+                .collect();
+            (failed.len() == 1 && failed[0].count.unwrap_or(0) >= 3).then(|| failed[0].clone())
+        },
+    )
+    .await;
+    assert_eq!(
+        event.message.as_deref(),
+        Some("0/2 nodes are available: 2 Insufficient cpu.")
+    );
+    assert!(stats.unschedulable.load(Ordering::Relaxed) >= 3);
+    assert_eq!(stats.bound.load(Ordering::Relaxed), 0);
+    sched.abort();
+}
