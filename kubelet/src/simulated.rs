@@ -68,15 +68,11 @@ impl Default for FleetConfig {
     }
 }
 
-/// The pod CIDR of node `i`: `10.244.i.0/24` for the first 256 nodes, continuing into
-/// `10.245.0.0/16` and up for bigger fleets (simulated nodes route nothing, so these
-/// addresses are only labels).
+/// The pod CIDR of node `i`: `10.244.i.0/24` for the first 256 nodes; bigger fleets continue
+/// with the next second octets, wrapping past 255 (`10.245.0.0/24`, ..., `10.0.0.0/24`, ...),
+/// unique for 65,536 nodes. Simulated nodes route nothing, so these addresses are labels.
 pub fn pod_cidr(i: usize) -> (u8, u8) {
-    let second = 244usize + i / 256;
-    (
-        u8::try_from(second.min(255)).unwrap_or(255),
-        (i % 256) as u8,
-    )
+    (((244 + i / 256) % 256) as u8, (i % 256) as u8)
 }
 
 struct SimNode {
@@ -471,5 +467,41 @@ impl Shared {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidrs_follow_the_node_index() {
+        assert_eq!(pod_cidr(0), (244, 0));
+        assert_eq!(pod_cidr(7), (244, 7));
+        assert_eq!(pod_cidr(256), (245, 0));
+        // 244 + 4999 / 256 = 263 wraps to 7.
+        assert_eq!(pod_cidr(4999), (7, 135));
+    }
+
+    #[test]
+    fn pod_addresses_are_stable_and_reused_after_release() {
+        let node = SimNode {
+            name: "sim-3".into(),
+            cidr: pod_cidr(3),
+            ips: Mutex::new(Default::default()),
+        };
+        assert_eq!(node.ip_for("default/a").as_deref(), Some("10.244.3.2"));
+        assert_eq!(node.ip_for("default/b").as_deref(), Some("10.244.3.3"));
+        assert_eq!(node.ip_for("default/a").as_deref(), Some("10.244.3.2"));
+        node.release("default/a");
+        assert_eq!(node.ip_for("default/c").as_deref(), Some("10.244.3.2"));
+        for i in 0..251 {
+            node.ip_for(&format!("default/fill-{i}"));
+        }
+        assert_eq!(
+            node.ip_for("default/overflow"),
+            None,
+            "a /24 holds 253 pods"
+        );
     }
 }
