@@ -316,14 +316,18 @@ impl Shared {
         let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
         let mut tick = tokio::time::interval(spacing.max(Duration::from_micros(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Owned here so that stopping the fleet (aborting this task) cancels renewals in
+        // flight instead of leaving them to fail against a server that is going away.
+        let mut inflight = tokio::task::JoinSet::new();
         loop {
             for name in &names {
                 tick.tick().await;
+                while inflight.try_join_next().is_some() {}
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     return;
                 };
                 let (s, name) = (self.clone(), name.clone());
-                tokio::spawn(async move {
+                inflight.spawn(async move {
                     if let Err(e) = s.renew(&name).await {
                         warn!(node = %name, error = %e, "lease renewal failed");
                     }
