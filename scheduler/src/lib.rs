@@ -40,6 +40,7 @@
 //!    or when [`queue_policy::is_schedulable_after`] says an event may help
 //!    (and always when the pod itself changes).
 
+pub mod events;
 pub mod filters;
 pub mod interpod;
 pub mod node_affinity;
@@ -49,6 +50,7 @@ pub mod pod_info;
 pub mod quantity;
 pub mod queue_policy;
 pub mod resources;
+pub mod run;
 pub mod schedule;
 pub mod scores;
 pub mod snapshot;

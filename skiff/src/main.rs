@@ -1,7 +1,9 @@
 //! `skiff`: every Skiff component in one binary, like k3s.
 
+mod agent;
 mod bench;
 mod kubeconfig;
+mod scheduler;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the API server alone.
     Apiserver(server::ServerArgs),
+    /// Runs the scheduler alone (leader-elected, so several may run).
+    Scheduler(scheduler::SchedulerArgs),
+    /// Runs a node agent (so far: a fleet of simulated nodes).
+    Agent(agent::AgentArgs),
     /// Runs a benchmark and prints the figures next to Skiff's targets.
     Bench(bench::BenchArgs),
 }
@@ -45,10 +51,13 @@ fn main() {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) | Command::Apiserver(args) => {
-                server::run(args).await.map_err(|e| e.to_string())
-            }
-            Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
+            Command::Server(args) => server::run(args, true).await,
+            Command::Apiserver(args) => server::run(args, false).await,
+            Command::Scheduler(args) => scheduler::run(args).await.map_err(Into::into),
+            Command::Agent(args) => agent::run(args).await.map_err(Into::into),
+            Command::Bench(args) => bench::run(args)
+                .await
+                .map_err(|e| server::ServerError::Bench(e.to_string())),
         }
     });
     if let Err(e) = result {

@@ -42,6 +42,9 @@ pub struct ServerArgs {
     /// Seconds between compactions of etcd (to the revision seen one interval earlier).
     #[arg(long, default_value_t = 300)]
     etcd_compaction_interval: u64,
+    /// Do not run the scheduler inside `skiff server` (run `skiff scheduler` elsewhere).
+    #[arg(long)]
+    no_scheduler: bool,
 }
 
 /// Everything that can stop `skiff server`.
@@ -59,10 +62,15 @@ pub enum ServerError {
     Listen(SocketAddr, std::io::Error),
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Client(#[from] runtime::Error),
+    #[error("benchmark failed: {0}")]
+    Bench(String),
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
+/// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler
+/// (`skiff server`, unless `--no-scheduler`) rather than the API server alone.
+pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerError> {
     let registry = RegistryConfig {
         service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
         node_port_range: args.node_port_range.parse().map_err(ServerError::Flag)?,
@@ -107,15 +115,32 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     crate::kubeconfig::write(&kubeconfig, &format!("http://{addr}"))
         .map_err(|e| ServerError::DataDir(kubeconfig.clone(), e))?;
     info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
+    // The scheduler is a client of this server's own loopback address; its informers retry
+    // until `serve` below accepts connections.
+    let scheduler = if with_components && !args.no_scheduler {
+        let mut local = addr;
+        if local.ip().is_unspecified() {
+            local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Some(crate::scheduler::spawn_in_server(&format!(
+            "http://{local}"
+        ))?)
+    } else {
+        None
+    };
     server
         .serve(listener, shutdown_signal())
         .await
         .map_err(ServerError::Serve)?;
+    if let Some(task) = scheduler {
+        task.abort();
+    }
     info!("API server stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -15,6 +15,7 @@ mod etcd;
 mod load;
 mod payload;
 mod report;
+mod scheduling;
 mod stats;
 mod watch;
 
@@ -60,6 +61,8 @@ pub struct BenchArgs {
 enum What {
     /// Store put rate, API create/get/list rates and watch fan-out latency, per backend.
     Apiserver(ApiserverArgs),
+    /// End-to-end scheduling throughput with simulated nodes.
+    Scheduler(scheduling::SchedulerBench),
 }
 
 /// Which backends to measure.
@@ -149,7 +152,14 @@ const PODS: &str = "/api/v1/namespaces/default/pods";
 /// Runs `skiff bench <what>`; SIGINT or SIGTERM stops it cleanly: dropping the run kills a
 /// started etcd and removes the temp dirs.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    let What::Apiserver(args) = args.what;
+    let args = match args.what {
+        What::Apiserver(args) => args,
+        What::Scheduler(b) => {
+            return scheduling::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| BenchError::new(format!("installing the SIGTERM handler: {e}")))?;
     tokio::select! {

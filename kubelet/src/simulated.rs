@@ -1,0 +1,511 @@
+//! Simulated ("hollow") nodes: a fleet of fake nodes in one process, like kubemark.
+//!
+//! Each node registers a real Node object, renews its Lease in `kube-node-lease`, moves pods
+//! bound to it to Running/Ready with an IP from its pod CIDR, and confirms deletions — but
+//! runs nothing. That is enough for the scheduler, controllers and `kubectl` to see a cluster
+//! of thousands of nodes, so they can be tested and measured at scale on one machine.
+//!
+//! Costs are kept independent of the fleet size where it matters: the whole fleet shares one
+//! pod informer (with a `spec.nodeName` index) instead of one watch per node, status writes
+//! go through one bounded work queue, and Lease renewals are spread evenly over the renewal
+//! interval with bounded concurrency, so 5,000 nodes renewing every 10 s cost a steady
+//! 500 requests/s rather than bursts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use runtime::informer::{Event, Informer, InformerConfig};
+use runtime::queue::{Backoff, WorkQueue};
+use runtime::{Api, Client, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// Name of the pod informer's index on `spec.nodeName`.
+pub const NODE_NAME_INDEX: &str = "spec.nodeName";
+
+/// Settings of a fleet.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// How many nodes.
+    pub nodes: usize,
+    /// Node names are `<prefix><index>`.
+    pub name_prefix: String,
+    /// Index of the first node (so several fleets can share a cluster).
+    pub first_index: usize,
+    /// Capacity and allocatable cpu.
+    pub cpu: String,
+    /// Capacity and allocatable memory.
+    pub memory: String,
+    /// Capacity and allocatable pod count.
+    pub pods: String,
+    /// Lease renewal period of each node (Kubernetes: 10 s).
+    pub lease_interval: Duration,
+    /// Lease duration written into each Lease (Kubernetes: 40 s).
+    pub lease_duration_seconds: i32,
+    /// Requests in flight at once for registration, leases and pod updates.
+    pub concurrency: usize,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            nodes: 1,
+            name_prefix: "sim-".into(),
+            first_index: 0,
+            cpu: "4".into(),
+            memory: "16Gi".into(),
+            pods: "110".into(),
+            lease_interval: Duration::from_secs(10),
+            lease_duration_seconds: 40,
+            concurrency: 32,
+        }
+    }
+}
+
+/// The pod CIDR of node `i`: `10.244.i.0/24` for the first 256 nodes; bigger fleets continue
+/// with the next second octets, wrapping past 255 (`10.245.0.0/24`, ..., `10.0.0.0/24`, ...),
+/// unique for 65,536 nodes. Simulated nodes route nothing, so these addresses are labels.
+pub fn pod_cidr(i: usize) -> (u8, u8) {
+    (((244 + i / 256) % 256) as u8, (i % 256) as u8)
+}
+
+struct SimNode {
+    name: String,
+    cidr: (u8, u8),
+    /// Host octets in use, by pod key.
+    ips: Mutex<(HashMap<String, u8>, BTreeSet<u8>)>,
+}
+
+impl SimNode {
+    /// The pod's IP, allocating the lowest free host address (2..=254) on first use.
+    fn ip_for(&self, key: &str) -> Option<String> {
+        let mut g = self.ips.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_pod, used) = &mut *g;
+        let host = match by_pod.get(key) {
+            Some(h) => *h,
+            None => {
+                let h = (2u8..=254).find(|h| !used.contains(h))?;
+                used.insert(h);
+                by_pod.insert(key.to_string(), h);
+                h
+            }
+        };
+        Some(format!("10.{}.{}.{host}", self.cidr.0, self.cidr.1))
+    }
+
+    fn release(&self, key: &str) {
+        let mut g = self.ips.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_pod, used) = &mut *g;
+        if let Some(h) = by_pod.remove(key) {
+            used.remove(&h);
+        }
+    }
+}
+
+struct Shared {
+    client: Client,
+    config: FleetConfig,
+    nodes: HashMap<String, Arc<SimNode>>,
+    pods: Informer<Pod>,
+    queue: WorkQueue<String>,
+    /// Which node each pod key was last seen on (to free its IP after deletion).
+    placed: Mutex<HashMap<String, String>>,
+}
+
+/// A running fleet; stops (without deleting its nodes) when dropped or [`Fleet::stop`]ped.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shared.queue.shut_down();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn now_time() -> Value {
+    serde_json::to_value(Time(jiff::Timestamp::now())).unwrap_or(Value::Null)
+}
+
+fn now_micro() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+impl Fleet {
+    /// Registers the nodes, then starts the lease and pod loops. Returns once every node is
+    /// registered and the pod cache has synced.
+    pub async fn start(client: Client, config: FleetConfig) -> runtime::Result<Fleet> {
+        let mut nodes = HashMap::new();
+        for i in 0..config.nodes {
+            let idx = config.first_index + i;
+            let name = format!("{}{idx}", config.name_prefix);
+            nodes.insert(
+                name.clone(),
+                Arc::new(SimNode {
+                    name,
+                    cidr: pod_cidr(idx),
+                    ips: Mutex::new(Default::default()),
+                }),
+            );
+        }
+        let pods = Informer::new(
+            Api::<Pod>::all(client.clone()),
+            ListParams::default(),
+            InformerConfig::default(),
+        );
+        pods.store().add_indexer(
+            NODE_NAME_INDEX,
+            Arc::new(|p: &Pod| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .into_iter()
+                    .collect()
+            }),
+        );
+        let shared = Arc::new(Shared {
+            client,
+            config,
+            nodes,
+            pods,
+            queue: WorkQueue::new(Backoff::default()),
+            placed: Mutex::new(HashMap::new()),
+        });
+        shared.register_all().await?;
+        let weak = Arc::downgrade(&shared);
+        shared.pods.add_handler(move |ev| {
+            if let Some(s) = weak.upgrade() {
+                s.on_pod(ev);
+            }
+        });
+        shared.pods.wait_for_sync(Duration::from_secs(60)).await?;
+        let mut tasks = Vec::new();
+        let s = shared.clone();
+        tasks.push(tokio::spawn(
+            async move { s.renew_leases().await }.instrument(info_span!("leases")),
+        ));
+        let s = shared.clone();
+        let workers = shared.config.concurrency;
+        tasks.push(tokio::spawn(async move {
+            let queue = s.queue.clone();
+            let weak = Arc::downgrade(&s);
+            drop(s);
+            queue
+                .run_workers(workers, move |key: String| {
+                    let weak = weak.clone();
+                    let span = info_span!("sim_pod", pod = %key);
+                    async move {
+                        match weak.upgrade() {
+                            Some(s) => s.sync_pod(&key).await,
+                            None => Ok(()),
+                        }
+                    }
+                    .instrument(span)
+                })
+                .await
+        }));
+        info!(nodes = shared.nodes.len(), "simulated fleet running");
+        Ok(Fleet { shared, tasks })
+    }
+
+    /// Names of the fleet's nodes, sorted.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.shared.nodes.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The pods bound to `node`, from the shared cache's `spec.nodeName` index.
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
+        self.shared.pods.store().by_index(NODE_NAME_INDEX, node)
+    }
+
+    /// Stops the fleet's loops; the Node objects stay (their Leases then expire).
+    pub fn stop(self) {}
+}
+
+impl Shared {
+    async fn register_all(&self) -> runtime::Result<()> {
+        let names: Vec<Arc<SimNode>> = self.nodes.values().cloned().collect();
+        let results: Vec<runtime::Result<()>> = futures::stream::iter(names)
+            .map(|n| async move { self.register(&n).await })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Creates (or takes over) the Node and writes its status.
+    async fn register(&self, node: &SimNode) -> runtime::Result<()> {
+        let c = &self.config;
+        let (a, b) = node.cidr;
+        let obj: Node = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node.name,
+                "labels": {
+                    "kubernetes.io/hostname": node.name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "node.kubernetes.io/instance-type": "simulated",
+                },
+            },
+            "spec": {"podCIDR": format!("10.{a}.{b}.0/24"), "podCIDRs": [format!("10.{a}.{b}.0/24")]},
+        }))?;
+        let api: Api<Node> = Api::all(self.client.clone());
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e),
+        }
+        let now = now_time();
+        let resources = json!({"cpu": c.cpu, "memory": c.memory, "pods": c.pods});
+        let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+            json!({"type": type_, "status": status, "reason": reason, "message": message,
+                   "lastHeartbeatTime": now, "lastTransitionTime": now})
+        };
+        let status = json!({"status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status (simulated)"),
+            ],
+            "addresses": [{"type": "Hostname", "address": node.name}],
+            "nodeInfo": {
+                "kubeletVersion": "v1.33.0",
+                "kubeProxyVersion": "v1.33.0",
+                "containerRuntimeVersion": "simulated://0.1.0",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "osImage": "Skiff simulated node",
+                "kernelVersion": "simulated",
+                "machineID": node.name,
+                "systemUUID": node.name,
+                "bootID": node.name,
+            },
+            "phase": "Running",
+        }});
+        api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(status))
+            .await?;
+        debug!(node = %node.name, "registered");
+        Ok(())
+    }
+
+    /// Renews every node's Lease once per interval, evenly spaced, never more than
+    /// `concurrency` renewals in flight.
+    async fn renew_leases(self: Arc<Self>) {
+        let mut names: Vec<String> = self.nodes.keys().cloned().collect();
+        names.sort();
+        let n = names.len().max(1) as u32;
+        let spacing = self.config.lease_interval / n;
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut tick = tokio::time::interval(spacing.max(Duration::from_micros(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Owned here so that stopping the fleet (aborting this task) cancels renewals in
+        // flight instead of leaving them to fail against a server that is going away.
+        let mut inflight = tokio::task::JoinSet::new();
+        loop {
+            for name in &names {
+                tick.tick().await;
+                while inflight.try_join_next().is_some() {}
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
+                let (s, name) = (self.clone(), name.clone());
+                inflight.spawn(async move {
+                    if let Err(e) = s.renew(&name).await {
+                        warn!(node = %name, error = %e, "lease renewal failed");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn renew(&self, node: &str) -> runtime::Result<()> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
+        let patch = Patch::Merge(json!({"spec": {"renewTime": now_micro()}}));
+        match api.patch(node, &PatchParams::default(), &patch).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => {
+                let lease: Lease = serde_json::from_value(json!({
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": node, "namespace": "kube-node-lease"},
+                    "spec": {
+                        "holderIdentity": node,
+                        "leaseDurationSeconds": self.config.lease_duration_seconds,
+                        "renewTime": now_micro(),
+                    },
+                }))?;
+                match api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_already_exists() => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn on_pod(&self, ev: &Event<Pod>) {
+        let pod = ev.object();
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        let ours = node.is_some_and(|n| self.nodes.contains_key(n));
+        let key = ev.key();
+        if ours || matches!(ev, Event::Deleted(_)) {
+            self.queue.add(key);
+        }
+    }
+
+    /// Brings one pod's status in line with what a real kubelet would report.
+    async fn sync_pod(&self, key: &str) -> runtime::Result<()> {
+        let Some(pod) = self.pods.store().get(key) else {
+            // Gone: free its address.
+            let node = self
+                .placed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+            if let Some(n) = node.and_then(|n| self.nodes.get(&n).cloned()) {
+                n.release(key);
+            }
+            return Ok(());
+        };
+        let Some(node) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|n| self.nodes.get(n).cloned())
+        else {
+            return Ok(());
+        };
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        if pod.metadata.deletion_timestamp.is_some() {
+            // Nothing to stop: confirm the deletion at once, for this very pod (uid).
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: pod.metadata.uid.clone().map(|uid| {
+                    runtime::request::Preconditions {
+                        uid: Some(uid),
+                        ..Default::default()
+                    }
+                }),
+                ..DeleteParams::default()
+            };
+            return match api.delete(name, &dp).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        self.placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), node.name.clone());
+        let status = pod.status.as_ref();
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running")
+            && status.and_then(|s| s.pod_ip.as_deref()).is_some();
+        let finished = matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        if running || finished {
+            return Ok(());
+        }
+        let Some(ip) = node.ip_for(key) else {
+            warn!(node = %node.name, "no free pod address on the node");
+            return Ok(());
+        };
+        let now = now_time();
+        let containers: Vec<Value> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "image": c.image.clone().unwrap_or_default(),
+                    "imageID": format!("simulated://{}", c.image.clone().unwrap_or_default()),
+                    "containerID": format!("simulated://{}-{}", pod.metadata.uid.clone().unwrap_or_default(), c.name),
+                    "ready": true,
+                    "started": true,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                })
+            })
+            .collect();
+        let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": Value::Null, "lastTransitionTime": now});
+        let patch = Patch::Strategic(json!({"status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("ContainersReady"), cond("Ready"), cond("PodScheduled")],
+            "containerStatuses": containers,
+        }}));
+        match api
+            .patch_status(name, &PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidrs_follow_the_node_index() {
+        assert_eq!(pod_cidr(0), (244, 0));
+        assert_eq!(pod_cidr(7), (244, 7));
+        assert_eq!(pod_cidr(256), (245, 0));
+        // 244 + 4999 / 256 = 263 wraps to 7.
+        assert_eq!(pod_cidr(4999), (7, 135));
+    }
+
+    #[test]
+    fn pod_addresses_are_stable_and_reused_after_release() {
+        let node = SimNode {
+            name: "sim-3".into(),
+            cidr: pod_cidr(3),
+            ips: Mutex::new(Default::default()),
+        };
+        assert_eq!(node.ip_for("default/a").as_deref(), Some("10.244.3.2"));
+        assert_eq!(node.ip_for("default/b").as_deref(), Some("10.244.3.3"));
+        assert_eq!(node.ip_for("default/a").as_deref(), Some("10.244.3.2"));
+        node.release("default/a");
+        assert_eq!(node.ip_for("default/c").as_deref(), Some("10.244.3.2"));
+        for i in 0..251 {
+            node.ip_for(&format!("default/fill-{i}"));
+        }
+        assert_eq!(
+            node.ip_for("default/overflow"),
+            None,
+            "a /24 holds 253 pods"
+        );
+    }
+}

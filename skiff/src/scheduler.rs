@@ -1,0 +1,58 @@
+//! `skiff scheduler` (standalone) and the scheduler task inside `skiff server`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use runtime::Client;
+use scheduler::run::{RunConfig, Stats, default_identity};
+
+/// Flags of `skiff scheduler`.
+#[derive(clap::Args, Debug)]
+pub struct SchedulerArgs {
+    /// Kubeconfig to reach the API server with (else KUBECONFIG / ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// API server URL, overriding the kubeconfig's.
+    #[arg(long)]
+    server: Option<String>,
+    /// Identity in the leader Lease (default: host name plus a random suffix).
+    #[arg(long)]
+    identity: Option<String>,
+}
+
+/// Runs the scheduler until SIGTERM/SIGINT.
+pub async fn run(args: SchedulerArgs) -> Result<(), runtime::Error> {
+    let opts = runtime::config::LoadOptions {
+        kubeconfig: args.kubeconfig,
+        server: args.server,
+        ..Default::default()
+    };
+    let client = Client::new(runtime::config::load(&opts)?)?;
+    let identity = args.identity.unwrap_or_else(default_identity);
+    scheduler::run::run(
+        client,
+        RunConfig::new(&identity),
+        Arc::new(Stats::default()),
+        crate::server::shutdown_signal(),
+    )
+    .await
+}
+
+/// Starts the in-process scheduler of `skiff server`, talking to the server's own loopback
+/// URL like any other client (components share nothing but the API).
+pub fn spawn_in_server(url: &str) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
+    let client = Client::new(runtime::config::Config::from_url(url))?;
+    let identity = default_identity();
+    Ok(tokio::spawn(async move {
+        let result = scheduler::run::run(
+            client,
+            RunConfig::new(&identity),
+            Arc::new(Stats::default()),
+            std::future::pending(),
+        )
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "scheduler stopped");
+        }
+    }))
+}
