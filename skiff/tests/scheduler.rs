@@ -124,7 +124,7 @@ fn is_unschedulable(p: &Pod) -> bool {
 /// and honours `kubectl cordon`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_scheduler_binds_explains_and_respects_cordon() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_server().await;
     let c = client(&server);
     let fleet = fleet(&c, "sim-", 3, "4").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -228,7 +228,7 @@ async fn server_scheduler_binds_explains_and_respects_cordon() {
 /// backoff (here one minute) would have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_node_schedules_waiting_pod_before_backoff() {
-    let server = TestServer::start_with(Backend::Embedded, &["--no-scheduler"]).await;
+    let server = TestServer::start().await;
     let c = client(&server);
     let _small = fleet(&c, "small-", 3, "4").await;
     let mut cfg = RunConfig::new("only");
@@ -273,7 +273,7 @@ async fn new_node_schedules_waiting_pod_before_backoff() {
 /// node ever holds more than its allocatable (the assume cache works under a burst).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_pods_at_once_never_overcommit() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_server().await;
     let c = client(&server);
     let fleet = fleet(&c, "tight-", 10, "10").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -297,7 +297,7 @@ async fn thousand_pods_at_once_never_overcommit() {
 /// other takes over and schedules the rest. Every pod is bound exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_one_leader_and_failover() {
-    let server = TestServer::start_with(Backend::Embedded, &["--no-scheduler"]).await;
+    let server = TestServer::start().await;
     let c = client(&server);
     let _fleet = fleet(&c, "ha-", 3, "4").await;
     let (sa, sb) = (Arc::new(Stats::default()), Arc::new(Stats::default()));
@@ -349,7 +349,7 @@ async fn two_schedulers_one_leader_and_failover() {
 /// repeats aggregate into one FailedScheduling Event whose count grows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unschedulable_pod_retries_on_backoff() {
-    let server = TestServer::start_with(Backend::Embedded, &["--no-scheduler"]).await;
+    let server = TestServer::start().await;
     let c = client(&server);
     let _nodes = fleet(&c, "bo-", 2, "1").await;
     let mut cfg = RunConfig::new("only");

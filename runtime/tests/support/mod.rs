@@ -97,7 +97,7 @@ impl TestServer {
     pub async fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
         let child = Command::new(skiff_binary())
-            .arg("server")
+            .arg("apiserver")
             .arg("--listen")
             .arg(&self.listen)
             .arg("--data-dir")

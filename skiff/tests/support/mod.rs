@@ -24,6 +24,8 @@ pub struct TestServer {
     pub url: String,
     pub kubeconfig: PathBuf,
     backend: Backend,
+    /// `apiserver` (the API alone, the default for API tests) or `server` (with the scheduler).
+    command: &'static str,
     listen: String,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
@@ -54,13 +56,22 @@ fn free_port() -> u16 {
 }
 
 impl TestServer {
-    /// Starts a server on the embedded store in a fresh data dir.
+    /// Starts the API server alone on the embedded store in a fresh data dir.
     pub async fn start() -> Self {
         Self::start_with(Backend::Embedded, &[]).await
     }
 
-    /// Starts a server on `backend` with extra flags.
+    /// Starts the whole control plane (`skiff server`: API server and scheduler).
+    pub async fn start_server() -> Self {
+        Self::launch("server", Backend::Embedded, &[]).await
+    }
+
+    /// Starts the API server alone on `backend` with extra flags.
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
+        Self::launch("apiserver", backend, extra).await
+    }
+
+    async fn launch(command: &'static str, backend: Backend, extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().to_path_buf();
         let mut server = Self {
@@ -69,6 +80,7 @@ impl TestServer {
             data_dir,
             url: String::new(),
             backend,
+            command,
             listen: format!("127.0.0.1:{}", free_port()),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: Some(tmp),
@@ -81,7 +93,7 @@ impl TestServer {
     pub async fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
-        cmd.arg("server")
+        cmd.arg(self.command)
             .arg("--listen")
             .arg(&self.listen)
             .arg("--data-dir")
