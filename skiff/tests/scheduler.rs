@@ -15,7 +15,7 @@ use kubelet::simulated::{Fleet, FleetConfig};
 use runtime::{Api, Client, ListParams, PostParams};
 use scheduler::run::{RunConfig, Stats};
 use serde_json::json;
-use support::{Backend, TestServer, wait_for};
+use support::{TestServer, wait_for};
 
 fn client(server: &TestServer) -> Client {
     Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
