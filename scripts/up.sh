@@ -34,5 +34,7 @@ Skiff is serving the Kubernetes API at http://$LISTEN (log: $DATA_DIR/server.log
   export KUBECONFIG=$KUBECONFIG
   kubectl get all
 Stop it with: kill \$(cat $DATA_DIR/skiff.pid)
-(Pods stay Pending until the scheduler and node agents land.)
+(The Deployment gets no pods until the controllers land (issue 5); the scheduler is running,
+and this adds three simulated nodes for the pods you create:
+  target/release/skiff agent --runtime simulated --kubeconfig $KUBECONFIG --nodes 3)
 MSG
