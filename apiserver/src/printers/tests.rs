@@ -5,40 +5,6 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// Every kind the API server serves, as (group, kind).
-const KINDS: &[(&str, &str)] = &[
-    ("", "Pod"),
-    ("", "Service"),
-    ("", "Endpoints"),
-    ("", "Node"),
-    ("", "Namespace"),
-    ("", "ConfigMap"),
-    ("", "Secret"),
-    ("", "Event"),
-    ("", "ReplicationController"),
-    ("", "ServiceAccount"),
-    ("", "PersistentVolume"),
-    ("", "PersistentVolumeClaim"),
-    ("", "LimitRange"),
-    ("", "ResourceQuota"),
-    ("apps", "Deployment"),
-    ("apps", "ReplicaSet"),
-    ("apps", "DaemonSet"),
-    ("apps", "StatefulSet"),
-    ("batch", "Job"),
-    ("batch", "CronJob"),
-    ("coordination.k8s.io", "Lease"),
-    ("discovery.k8s.io", "EndpointSlice"),
-    ("networking.k8s.io", "NetworkPolicy"),
-    ("networking.k8s.io", "Ingress"),
-    ("rbac.authorization.k8s.io", "Role"),
-    ("rbac.authorization.k8s.io", "RoleBinding"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("autoscaling", "HorizontalPodAutoscaler"),
-    ("policy", "PodDisruptionBudget"),
-];
-
 fn now() -> Timestamp {
     "2026-11-26T14:00:00Z".parse().unwrap()
 }
@@ -143,7 +109,11 @@ fn every_kind_has_columns_and_tolerates_partial_objects() {
                "status": {"containerStatuses": [{"state": {"terminated": {}}}],
                           "conditions": [null], "hard": {"cpu": 1}}}),
     ];
-    for &(group, kind) in KINDS {
+    // Every kind the API server serves.
+    for (group, kind) in crate::resources::RESOURCES
+        .iter()
+        .map(|r| (r.group, r.kind))
+    {
         let cols = columns(group, kind);
         assert!(!cols.is_empty(), "{kind}");
         let name_cols: Vec<_> = cols.iter().filter(|c| c.format == "name").collect();
