@@ -39,8 +39,12 @@ pub async fn run(args: SchedulerArgs) -> Result<(), runtime::Error> {
 }
 
 /// Starts the in-process scheduler of `skiff server`, talking to the server's own loopback
-/// URL like any other client (components share nothing but the API).
-pub fn spawn_in_server(url: &str) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
+/// URL like any other client (components share nothing but the API). It stops, releasing its
+/// Lease so a restarted server leads at once, when `shutdown` completes.
+pub fn spawn_in_server(
+    url: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
     let client = Client::new(runtime::config::Config::from_url(url))?;
     let identity = default_identity();
     Ok(tokio::spawn(async move {
@@ -48,7 +52,7 @@ pub fn spawn_in_server(url: &str) -> Result<tokio::task::JoinHandle<()>, runtime
             client,
             RunConfig::new(&identity),
             Arc::new(Stats::default()),
-            std::future::pending(),
+            shutdown,
         )
         .await;
         if let Err(e) = result {

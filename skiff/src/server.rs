@@ -117,24 +117,39 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
     // The scheduler is a client of this server's own loopback address; its informers retry
     // until `serve` below accepts connections.
+    let (stop_components, components_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = if with_components && !args.no_scheduler {
         let mut local = addr;
         if local.ip().is_unspecified() {
             local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        Some(crate::scheduler::spawn_in_server(&format!(
-            "http://{local}"
-        ))?)
+        Some(crate::scheduler::spawn_in_server(
+            &format!("http://{local}"),
+            async move {
+                let _ = components_stopped.await;
+            },
+        )?)
     } else {
         None
     };
+    // On SIGTERM the components stop first, while the API still serves, so the scheduler can
+    // release its Lease; then the API server drains and stops.
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_components.send(());
+        if let Some(task) = scheduler {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("scheduler did not stop within 5 s");
+            }
+        }
+    };
     server
-        .serve(listener, shutdown_signal())
+        .serve(listener, shutdown)
         .await
         .map_err(ServerError::Serve)?;
-    if let Some(task) = scheduler {
-        task.abort();
-    }
     info!("API server stopped");
     Ok(())
 }
