@@ -137,13 +137,12 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_components.send(());
-        if let Some(task) = scheduler {
-            if tokio::time::timeout(Duration::from_secs(5), task)
+        if let Some(task) = scheduler
+            && tokio::time::timeout(Duration::from_secs(5), task)
                 .await
                 .is_err()
-            {
-                tracing::warn!("scheduler did not stop within 5 s");
-            }
+        {
+            tracing::warn!("scheduler did not stop within 5 s");
         }
     };
     server
