@@ -405,30 +405,24 @@ impl Elector {
         if self.leading_until().is_none() {
             return;
         }
-        let Some((obs, rv)) = self.observed.clone() else {
-            return;
+        // Stop believing we lead before the Lease says we don't.
+        self.step_down("released");
+        // Read the Lease afresh rather than trusting the last observation: that was taken before
+        // our own last write (and is empty right after we created the Lease).
+        let current = match self.api.get_opt(&self.config.name).await {
+            Ok(Some(l)) => l,
+            _ => return,
         };
-        if obs.spec.holder_identity.as_deref() != Some(&self.config.identity) {
-            self.step_down("released");
+        let Some(spec) = current.spec else { return };
+        if spec.holder_identity.as_deref() != Some(&self.config.identity) {
             return;
         }
+        let rv = current.metadata.resource_version.unwrap_or_default();
         let spec = LeaseSpec {
             holder_identity: None,
             lease_duration_seconds: Some(1),
             renew_time: Some(MicroTime(jiff::Timestamp::now())),
-            ..obs.spec
-        };
-        // Stop believing we lead before the Lease says we don't.
-        self.step_down("released");
-        // Re-read for a fresh resourceVersion: our last renewal changed it.
-        let rv = match self.api.get_opt(&self.config.name).await {
-            Ok(Some(l))
-                if l.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
-                    == Some(&self.config.identity) =>
-            {
-                l.metadata.resource_version.unwrap_or(rv)
-            }
-            _ => return,
+            ..spec
         };
         let lease = self.lease(spec, Some(rv));
         match self

@@ -388,3 +388,55 @@ async fn unschedulable_pod_retries_on_backoff() {
     assert_eq!(stats.bound.load(Ordering::Relaxed), 0);
     sched.abort();
 }
+
+/// The scheduler's Lease holder, read straight from the API.
+async fn scheduler_lease_holder(server: &TestServer) -> Option<String> {
+    let lease = server
+        .client()
+        .get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler")
+        .await;
+    (lease.code == 200)
+        .then(|| {
+            lease.body["spec"]["holderIdentity"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .flatten()
+        .filter(|h| !h.is_empty())
+}
+
+/// On SIGTERM `skiff server` stops its scheduler before the API, so the scheduler releases its
+/// Lease and a restarted server leads at once instead of waiting out the old lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_server_leads_without_waiting_for_the_old_lease() {
+    let mut server = TestServer::start_server().await;
+    let first = wait_for(
+        "the first scheduler to lead",
+        Duration::from_secs(20),
+        || {
+            let server = &server;
+            async move { scheduler_lease_holder(server).await }
+        },
+    )
+    .await;
+    assert!(server.terminate(), "clean shutdown on SIGTERM");
+    let restarted = Instant::now();
+    server.spawn().await;
+    let second = wait_for(
+        "the restarted scheduler to lead",
+        Duration::from_secs(20),
+        || {
+            let server = &server;
+            let first = first.clone();
+            async move { scheduler_lease_holder(server).await.filter(|h| *h != first) }
+        },
+    )
+    .await;
+    assert_ne!(second, first);
+    // The Lease lasts 15 s; taking it well before that means it was released.
+    assert!(
+        restarted.elapsed() < Duration::from_secs(10),
+        "took {:?} to lead again",
+        restarted.elapsed()
+    );
+}
