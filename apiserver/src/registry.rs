@@ -377,6 +377,9 @@ impl Registry {
                     ));
                 }
             }
+            (None, None | Some("")) if !self.store.reliable_progress() => {
+                return self.list_from_store(rt, ns, &filter, opts.limit).await;
+            }
             (None, None | Some("")) => {
                 cache.wait_fresh().await?;
             }
@@ -391,25 +394,34 @@ impl Registry {
                 }
             }
         }
-        let (mut items, revision) =
+        let (items, revision) =
             cache.snapshot(&filter, continued.as_ref().map(|(_, k)| k.as_str()));
         let revision = continued.as_ref().map(|(rv, _)| *rv).unwrap_or(revision);
-        let mut continue_token = None;
-        let mut remaining = None;
-        if let Some(limit) = opts.limit.filter(|l| *l > 0)
-            && items.len() > limit
-        {
-            remaining = Some(items.len() - limit);
-            items.truncate(limit);
-            let last = items.last().map(|o| cache.key_of(o)).unwrap_or_default();
-            continue_token = Some(encode_continue(revision, &last));
+        Ok(page(rt, items, revision, opts.limit))
+    }
+
+    /// A consistent list read from the store itself, for backends whose progress notices cannot
+    /// prove the cache current (see [`Store::reliable_progress`]).
+    async fn list_from_store(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> Result<Listed, Error> {
+        let (kvs, revision) = self
+            .store
+            .range(&rt.namespace_prefix(ns))
+            .await
+            .map_err(|e| storage_error(rt, "", e))?;
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in kvs {
+            let obj = decode_stored(&kv.value, kv.mod_revision)?;
+            if filter.matches_selectors(&obj) {
+                items.push(Arc::new(obj));
+            }
         }
-        Ok(Listed {
-            items,
-            resource_version: revision,
-            continue_token,
-            remaining,
-        })
+        Ok(page(rt, items, revision, limit))
     }
 
     /// Starts a watch from the cache and the filter that selects its events.
@@ -1645,6 +1657,34 @@ fn scale_of(obj: &Value) -> Value {
             "selector": selector,
         }
     })
+}
+
+/// Cuts a key-ordered list to `limit` items with a continue token for the rest.
+fn page(
+    rt: &ResourceType,
+    mut items: Vec<Arc<Value>>,
+    revision: i64,
+    limit: Option<usize>,
+) -> Listed {
+    let mut continue_token = None;
+    let mut remaining = None;
+    if let Some(limit) = limit.filter(|l| *l > 0)
+        && items.len() > limit
+    {
+        remaining = Some(items.len() - limit);
+        items.truncate(limit);
+        let last = items
+            .last()
+            .map(|o| rt.key(objmeta::namespace(o), objmeta::name(o)))
+            .unwrap_or_default();
+        continue_token = Some(encode_continue(revision, &last));
+    }
+    Listed {
+        items,
+        resource_version: revision,
+        continue_token,
+        remaining,
+    }
 }
 
 fn encode_continue(revision: i64, last_key: &str) -> String {

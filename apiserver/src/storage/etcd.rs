@@ -499,6 +499,13 @@ impl Store for EtcdStore {
         Ok(Box::pin(futures::stream::unfold(state, watch_step)))
     }
 
+    /// etcd before 3.4.31 / 3.5.13 can answer a progress request with a revision ahead of events
+    /// it has not yet sent (etcd issue 15220; Debian 12 ships 3.4.23), so consistent lists on
+    /// etcd read etcd itself, as kube-apiserver does on such versions.
+    fn reliable_progress(&self) -> bool {
+        false
+    }
+
     async fn request_progress(&self) -> Result<(), StorageError> {
         self.progress.send_modify(|n| *n += 1);
         Ok(())

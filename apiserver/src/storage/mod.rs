@@ -125,6 +125,13 @@ pub trait Store: Send + Sync + 'static {
     /// The latest revision of the whole store.
     async fn current_revision(&self) -> Result<i64, StorageError>;
 
+    /// Whether [`StoreEvent::Progress`] notices can be trusted to mean "every event up to this
+    /// revision has been delivered". When not, consistent lists read the store instead of
+    /// waiting for the watch cache.
+    fn reliable_progress(&self) -> bool {
+        true
+    }
+
     /// Asks every open watch stream to yield a [`StoreEvent::Progress`] soon, carrying a revision
     /// at least as new as every write acknowledged before this call.
     async fn request_progress(&self) -> Result<(), StorageError>;
