@@ -1,3 +1,14 @@
-//! Skiff's reconciling controllers (ReplicaSet, Deployment, garbage collector, ...).
+//! Skiff's reconciling controllers, the kube-controller-manager of Skiff.
 //!
-//! Not built yet (issue 5); the crate exists so the workspace has its final shape.
+//! Every controller is built the same way, on the `runtime` crate: shared informers feed a
+//! work queue of keys; a reconcile reads the caches, calls a pure planning function (the
+//! whole decision, unit-tested with tables of cases) and applies the planned actions through
+//! the API; expectations keep a stale cache from acting twice. [`manager`] runs them all
+//! under one leader-elected Lease (`kube-system/kube-controller-manager`), so two managers
+//! never both act.
+
+pub mod context;
+pub mod manager;
+
+pub use context::{Context, ControllerSettings};
+pub use manager::{ManagerConfig, run};

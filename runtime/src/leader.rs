@@ -154,6 +154,28 @@ pub enum LeaderState {
     },
 }
 
+/// Completes when the leadership seen through `state` is lost: the elector says so, or
+/// the term lapses unrenewed. Never completes for `None` (running without election).
+pub async fn lost(state: Option<watch::Receiver<LeaderState>>) {
+    let Some(mut rx) = state else {
+        return std::future::pending().await;
+    };
+    loop {
+        let until = match *rx.borrow_and_update() {
+            LeaderState::Following => return,
+            LeaderState::Leading { until, .. } => until,
+        };
+        if Instant::now() >= until {
+            return;
+        }
+        // Either the state changes (renewed or lost) or the term lapses unrenewed.
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep_until(until) => {}
+        }
+    }
+}
+
 /// One term of leadership, as this elector saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Term {

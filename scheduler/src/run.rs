@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use runtime::informer::{Event, Informer, InformerConfig};
-use runtime::leader::{LeaderElectionConfig, LeaderElector, LeaderState};
+use runtime::leader::{LeaderElectionConfig, LeaderElector, LeaderState, lost};
 use runtime::queue::{Backoff, WorkQueue};
 use runtime::request::RequestBuilder;
 use runtime::{Api, Client, ListParams, PostParams, ResourceInfo};
@@ -173,27 +173,6 @@ fn is_leading(state: &Option<watch::Receiver<LeaderState>>) -> bool {
             *rx.borrow(),
             LeaderState::Leading { until, .. } if tokio::time::Instant::now() < until
         ),
-    }
-}
-
-/// Completes when leadership is lost (never without election).
-async fn lost(state: Option<watch::Receiver<LeaderState>>) {
-    let Some(mut rx) = state else {
-        return std::future::pending().await;
-    };
-    loop {
-        let until = match *rx.borrow_and_update() {
-            LeaderState::Following => return,
-            LeaderState::Leading { until, .. } => until,
-        };
-        if tokio::time::Instant::now() >= until {
-            return;
-        }
-        // Either the state changes (renewed or lost) or the term lapses unrenewed.
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep_until(until) => {}
-        }
     }
 }
 

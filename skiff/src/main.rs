@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod controllers;
 mod kubeconfig;
 mod scheduler;
 mod server;
@@ -18,12 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the control plane: API server (and, as they arrive, scheduler and controllers).
+    /// Runs the control plane: API server, scheduler and controllers.
     Server(server::ServerArgs),
     /// Runs the API server alone.
     Apiserver(server::ServerArgs),
     /// Runs the scheduler alone (leader-elected, so several may run).
     Scheduler(scheduler::SchedulerArgs),
+    /// Runs the controller manager alone (leader-elected, so several may run).
+    Controllers(controllers::ControllersArgs),
     /// Runs a node agent (so far: a fleet of simulated nodes).
     Agent(agent::AgentArgs),
     /// Runs a benchmark and prints the figures next to Skiff's targets.
@@ -54,6 +57,7 @@ fn main() {
             Command::Server(args) => server::run(args, true).await,
             Command::Apiserver(args) => server::run(args, false).await,
             Command::Scheduler(args) => scheduler::run(args).await.map_err(Into::into),
+            Command::Controllers(args) => controllers::run(args).await.map_err(Into::into),
             Command::Agent(args) => agent::run(args).await.map_err(Into::into),
             Command::Bench(args) => bench::run(args)
                 .await

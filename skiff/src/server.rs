@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// Do not run the scheduler inside `skiff server` (run `skiff scheduler` elsewhere).
     #[arg(long)]
     no_scheduler: bool,
+    /// Do not run the controllers inside `skiff server` (run `skiff controllers` elsewhere).
+    #[arg(long)]
+    no_controllers: bool,
+    #[command(flatten)]
+    controllers: crate::controllers::ControllerFlags,
 }
 
 /// Everything that can stop `skiff server`.
@@ -68,8 +73,9 @@ pub enum ServerError {
     Bench(String),
 }
 
-/// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler
-/// (`skiff server`, unless `--no-scheduler`) rather than the API server alone.
+/// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler and
+/// the controllers (`skiff server`, unless `--no-scheduler` / `--no-controllers`) rather than
+/// the API server alone.
 pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerError> {
     let registry = RegistryConfig {
         service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
@@ -115,34 +121,45 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     crate::kubeconfig::write(&kubeconfig, &format!("http://{addr}"))
         .map_err(|e| ServerError::DataDir(kubeconfig.clone(), e))?;
     info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
-    // The scheduler is a client of this server's own loopback address; its informers retry
-    // until `serve` below accepts connections.
-    let (stop_components, components_stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = if with_components && !args.no_scheduler {
-        let mut local = addr;
-        if local.ip().is_unspecified() {
-            local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    // The scheduler and the controllers are clients of this server's own loopback address;
+    // their informers retry until `serve` below accepts connections.
+    let (stop_components, components_stopped) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = components_stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
-        Some(crate::scheduler::spawn_in_server(
-            &format!("http://{local}"),
-            async move {
-                let _ = components_stopped.await;
-            },
-        )?)
-    } else {
-        None
     };
-    // On SIGTERM the components stop first, while the API still serves, so the scheduler can
-    // release its Lease; then the API server drains and stops.
+    let mut local = addr;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{local}");
+    let mut components = Vec::new();
+    if with_components && !args.no_scheduler {
+        components.push((
+            "scheduler",
+            crate::scheduler::spawn_in_server(&url, stopped())?,
+        ));
+    }
+    if with_components && !args.no_controllers {
+        components.push((
+            "controller manager",
+            crate::controllers::spawn_in_server(&url, &args.controllers, stopped())?,
+        ));
+    }
+    // On SIGTERM the components stop first, while the API still serves, so they can release
+    // their Leases; then the API server drains and stops.
     let shutdown = async move {
         shutdown_signal().await;
-        let _ = stop_components.send(());
-        if let Some(task) = scheduler
-            && tokio::time::timeout(Duration::from_secs(5), task)
+        let _ = stop_components.send(true);
+        for (name, task) in components {
+            if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
                 .is_err()
-        {
-            tracing::warn!("scheduler did not stop within 5 s");
+            {
+                tracing::warn!("{name} did not stop within 5 s");
+            }
         }
     };
     server

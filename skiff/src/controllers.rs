@@ -1,0 +1,88 @@
+//! `skiff controllers` (standalone) and the controller manager inside `skiff server`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use controllers::{ControllerSettings, ManagerConfig};
+use runtime::Client;
+use scheduler::run::default_identity;
+
+/// Controller timings, shared by `skiff controllers` and `skiff server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerFlags {
+    /// Controllers to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    controllers: Vec<String>,
+    /// Seconds a node's Lease may go unrenewed before the node turns Ready=Unknown.
+    #[arg(long, default_value_t = 50)]
+    node_monitor_grace_period: u64,
+    /// Seconds between node health checks.
+    #[arg(long, default_value_t = 5)]
+    node_monitor_period: u64,
+    /// Reconcile workers per controller.
+    #[arg(long, default_value_t = 4)]
+    controller_workers: usize,
+}
+
+impl ControllerFlags {
+    fn config(&self, identity: &str) -> ManagerConfig {
+        ManagerConfig {
+            enabled: self.controllers.clone(),
+            settings: ControllerSettings {
+                workers: self.controller_workers.max(1),
+                node_monitor_grace_period: Duration::from_secs(self.node_monitor_grace_period),
+                node_monitor_period: Duration::from_secs(self.node_monitor_period.max(1)),
+            },
+            ..ManagerConfig::new(identity)
+        }
+    }
+}
+
+/// Flags of `skiff controllers`.
+#[derive(clap::Args, Debug)]
+pub struct ControllersArgs {
+    /// Kubeconfig to reach the API server with (else KUBECONFIG / ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// API server URL, overriding the kubeconfig's.
+    #[arg(long)]
+    server: Option<String>,
+    /// Identity in the leader Lease (default: host name plus a random suffix).
+    #[arg(long)]
+    identity: Option<String>,
+    #[command(flatten)]
+    flags: ControllerFlags,
+}
+
+/// Runs the controller manager until SIGTERM/SIGINT.
+pub async fn run(args: ControllersArgs) -> Result<(), runtime::Error> {
+    let opts = runtime::config::LoadOptions {
+        kubeconfig: args.kubeconfig,
+        server: args.server,
+        ..Default::default()
+    };
+    let client = Client::new(runtime::config::load(&opts)?)?;
+    let identity = args.identity.unwrap_or_else(default_identity);
+    controllers::run(
+        client,
+        args.flags.config(&identity),
+        crate::server::shutdown_signal(),
+    )
+    .await
+}
+
+/// Starts the in-process controller manager of `skiff server`, a client of the server's own
+/// loopback URL. It stops, releasing its Lease, when `shutdown` completes.
+pub fn spawn_in_server(
+    url: &str,
+    flags: &ControllerFlags,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
+    let client = Client::new(runtime::config::Config::from_url(url))?;
+    let config = flags.config(&default_identity());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = controllers::run(client, config, shutdown).await {
+            tracing::error!(error = %e, "controller manager stopped");
+        }
+    }))
+}
