@@ -8,6 +8,7 @@
 //! never both act.
 
 pub mod context;
+pub mod deployment;
 pub mod manager;
 
 pub use context::{Context, ControllerSettings};
