@@ -23,7 +23,7 @@ pub type ControllerMain = fn(Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + 
 
 /// Every controller the manager knows, by the name `--controllers` uses.
 pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
-    Vec::new()
+    vec![("replicaset", crate::replicaset::start)]
 }
 
 /// Settings of a running manager.
