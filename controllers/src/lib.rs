@@ -7,9 +7,13 @@
 //! under one leader-elected Lease (`kube-system/kube-controller-manager`), so two managers
 //! never both act.
 
+pub mod claim;
 pub mod context;
 pub mod deployment;
+pub mod error;
 pub mod manager;
+pub mod replicaset;
 
 pub use context::{Context, ControllerSettings};
+pub use error::{Error, Result};
 pub use manager::{ManagerConfig, run};

@@ -23,7 +23,10 @@ pub type ControllerMain = fn(Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + 
 
 /// Every controller the manager knows, by the name `--controllers` uses.
 pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
-    vec![("deployment", crate::deployment::main)]
+    vec![
+        ("replicaset", crate::replicaset::start),
+        ("deployment", crate::deployment::start),
+    ]
 }
 
 /// Settings of a running manager.

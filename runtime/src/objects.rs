@@ -1,14 +1,24 @@
-//! Helpers about API objects that every controller needs: owner references, pod readiness
-//! and availability, and resource quantities.
+//! Helpers about API objects that every controller needs: owner references (and an index
+//! on them), pod activity, readiness and availability, and resource quantities.
 //!
 //! Quantity parsing duplicates a small part of `apiserver/src/strategy/quantity.rs` on
 //! purpose: the runtime crate must not depend on the API server. Both follow apimachinery's
 //! `resource.Quantity` grammar.
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as metav1, ObjectMeta, OwnerReference};
 
 use crate::error::{Error, Result};
+use crate::selector::{LabelSelector, SelectorError};
+
+/// The parsed form of a structured `metav1.LabelSelector` (a ReplicaSet's, Deployment's,
+/// PodDisruptionBudget's `selector`), with Kubernetes' meaning: no requirement selects
+/// everything; bad operators or label syntax are errors.
+pub fn label_selector(selector: &metav1::LabelSelector) -> Result<LabelSelector, SelectorError> {
+    let json =
+        serde_json::to_value(selector).map_err(|e| SelectorError::Structured(e.to_string()))?;
+    LabelSelector::from_label_selector_json(&json)
+}
 
 /// The owner reference marked `controller: true`, if any: the object that manages this one.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -41,9 +51,34 @@ where
     })
 }
 
+/// Name of the informer index on the uid of an object's controller (its `controller: true`
+/// owner reference), so a controller finds what it owns without scanning a namespace.
+pub const CONTROLLER_UID_INDEX: &str = "metadata.ownerReferences.controller.uid";
+
+/// The index values of [`CONTROLLER_UID_INDEX`]: the controller's uid, if any.
+pub fn controller_uid_index(meta: &ObjectMeta) -> Vec<String> {
+    controller_of(meta)
+        .map(|r| r.uid.clone())
+        .into_iter()
+        .collect()
+}
+
+/// Whether the pod still counts toward its controller's replicas: not finished (`Succeeded`
+/// or `Failed`) and not being deleted (Kubernetes' `IsPodActive`).
+pub fn is_pod_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed")) && pod.metadata.deletion_timestamp.is_none()
+}
+
 /// Whether the pod's `Ready` condition is `True`.
 pub fn is_pod_ready(pod: &Pod) -> bool {
     ready_since(pod).is_some()
+}
+
+/// When a ready pod last became ready (its `Ready` condition's `lastTransitionTime`); `None`
+/// when it is not ready or the time is unknown.
+pub fn pod_ready_time(pod: &Pod) -> Option<jiff::Timestamp> {
+    ready_since(pod).flatten()
 }
 
 /// When the pod last became ready, if it is ready now.
@@ -247,6 +282,80 @@ mod tests {
         assert!(is_pod_available(&pod("True", Some(990)), 10, now));
         assert!(!is_pod_available(&pod("True", None), 10, now));
         assert!(!is_pod_available(&pod("False", Some(0)), 0, now));
+    }
+
+    #[test]
+    fn structured_selectors() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let sel = label_selector(&metav1::LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["front".into()]),
+            }]),
+        })
+        .unwrap();
+        assert!(sel.matches(&labels(&[("app", "web"), ("tier", "front")])));
+        assert!(!sel.matches(&labels(&[("app", "web")])));
+        assert!(
+            label_selector(&metav1::LabelSelector::default())
+                .unwrap()
+                .is_empty()
+        );
+        let bad = metav1::LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "Near".into(),
+                values: None,
+            }]),
+            ..Default::default()
+        };
+        assert!(label_selector(&bad).is_err());
+    }
+
+    #[test]
+    fn activity_ready_time_and_controller_index() {
+        let mut p = pod("True", Some(900));
+        assert_eq!(
+            pod_ready_time(&p),
+            Some(jiff::Timestamp::from_second(900).unwrap())
+        );
+        assert_eq!(pod_ready_time(&pod("True", None)), None);
+        assert_eq!(pod_ready_time(&pod("False", Some(900))), None);
+        assert!(is_pod_active(&p));
+        for (phase, active) in [
+            ("Pending", true),
+            ("Running", true),
+            ("Unknown", true),
+            ("Succeeded", false),
+            ("Failed", false),
+        ] {
+            p.status.as_mut().unwrap().phase = Some(phase.into());
+            assert_eq!(is_pod_active(&p), active, "{phase}");
+        }
+        p.status.as_mut().unwrap().phase = Some("Running".into());
+        p.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(1).unwrap()));
+        assert!(!is_pod_active(&p), "terminating");
+
+        let owner = |controller| OwnerReference {
+            uid: "u1".into(),
+            controller,
+            ..OwnerReference::default()
+        };
+        let meta = |refs| ObjectMeta {
+            owner_references: Some(refs),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(controller_uid_index(&meta(vec![owner(Some(true))])), ["u1"]);
+        assert!(controller_uid_index(&meta(vec![owner(None)])).is_empty());
+        assert!(controller_uid_index(&ObjectMeta::default()).is_empty());
     }
 
     #[test]

@@ -168,21 +168,37 @@ fn rolled_out(d: &Deployment) -> bool {
         && s.available_replicas.unwrap_or(0) == want
 }
 
-async fn wait_rolled_out(api: &Api<Deployment>, pods: &Store<Pod>, name: &str, image_want: &str) -> Deployment {
-    wait_for(&format!("{name} rolled out to {image_want}"), WAIT, || async {
-        let d = get_deploy(api, name).await?;
-        let want = d.spec.as_ref()?.replicas? as usize;
-        let active: Vec<_> = labelled(pods, name).into_iter().filter(|p| is_active(p)).collect();
-        (rolled_out(&d)
-            && active.len() == want
-            && active.iter().all(|p| image(p) == image_want && is_available(p)))
-        .then_some(d)
-    })
+async fn wait_rolled_out(
+    api: &Api<Deployment>,
+    pods: &Store<Pod>,
+    name: &str,
+    image_want: &str,
+) -> Deployment {
+    wait_for(
+        &format!("{name} rolled out to {image_want}"),
+        WAIT,
+        || async {
+            let d = get_deploy(api, name).await?;
+            let want = d.spec.as_ref()?.replicas? as usize;
+            let active: Vec<_> = labelled(pods, name)
+                .into_iter()
+                .filter(|p| is_active(p))
+                .collect();
+            (rolled_out(&d)
+                && active.len() == want
+                && active
+                    .iter()
+                    .all(|p| image(p) == image_want && is_available(p)))
+            .then_some(d)
+        },
+    )
     .await
 }
 
 async fn set_image(api: &Api<Deployment>, name: &str, image: &str) {
-    let patch = Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}));
+    let patch = Patch::Strategic(
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}),
+    );
     api.patch(name, &PatchParams::default(), &patch)
         .await
         .expect("patch image");
@@ -227,7 +243,8 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
     let c = client(&server);
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
-    let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let a = armed.clone();
     let monitor = Monitor::start(
@@ -253,9 +270,12 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
         }),
     )
     .await;
-    api.create(&PostParams::default(), &deployment("web", 10, strategy, "nginx:v1"))
-        .await
-        .expect("create deployment");
+    api.create(
+        &PostParams::default(),
+        &deployment("web", 10, strategy, "nginx:v1"),
+    )
+    .await
+    .expect("create deployment");
     let d = wait_rolled_out(&api, monitor.pods.store(), "web", "nginx:v1").await;
     assert_eq!(revision(&d.metadata).as_deref(), Some("1"));
     let v1: Vec<Arc<ReplicaSet>> = monitor.rss.store().list();
@@ -263,9 +283,25 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
     let v1_name = v1[0].metadata.name.clone().unwrap();
     let hash = v1[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
     assert_eq!(v1_name, format!("web-{hash}"));
-    assert_eq!(v1[0].spec.as_ref().unwrap().selector.match_labels.as_ref().unwrap()["pod-template-hash"], hash);
+    assert_eq!(
+        v1[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .match_labels
+            .as_ref()
+            .unwrap()["pod-template-hash"],
+        hash
+    );
     let ann = v1[0].metadata.annotations.clone().unwrap();
-    assert_eq!((ann["deployment.kubernetes.io/desired-replicas"].as_str(), ann["deployment.kubernetes.io/max-replicas"].as_str()), ("10", "13"));
+    assert_eq!(
+        (
+            ann["deployment.kubernetes.io/desired-replicas"].as_str(),
+            ann["deployment.kubernetes.io/max-replicas"].as_str()
+        ),
+        ("10", "13")
+    );
     *monitor.extremes.lock().unwrap() = (0, usize::MAX, 0);
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
 
@@ -273,29 +309,77 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
     let d = wait_rolled_out(&api, monitor.pods.store(), "web", "nginx:v2").await;
     assert_eq!(revision(&d.metadata).as_deref(), Some("2"));
     let status = d.status.clone().unwrap();
-    let cond = |t: &str| status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == t).cloned().unwrap();
-    assert_eq!(cond("Available").reason.as_deref(), Some("MinimumReplicasAvailable"));
+    let cond = |t: &str| {
+        status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        cond("Available").reason.as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
     // `kubectl rollout status` agrees (it reads exactly these fields).
     let out = server.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]);
     assert!(out.ok().contains("successfully rolled out"), "{out:?}");
     wait_for("Progressing=NewReplicaSetAvailable", WAIT, || async {
         let d = get_deploy(&api, "web").await?;
-        let c = d.status?.conditions?.into_iter().find(|c| c.type_ == "Progressing")?;
+        let c = d
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
         (c.reason.as_deref() == Some("NewReplicaSetAvailable")).then_some(())
     })
     .await;
     let (max_active, min_available, seen) = *monitor.extremes.lock().unwrap();
-    assert!(monitor.violations().is_empty(), "{:?}", monitor.violations());
-    assert!(seen > 20 && max_active > 10, "the rollout surged: max {max_active} active over {seen} changes");
+    assert!(
+        monitor.violations().is_empty(),
+        "{:?}",
+        monitor.violations()
+    );
+    assert!(
+        seen > 20 && max_active > 10,
+        "the rollout surged: max {max_active} active over {seen} changes"
+    );
     assert!(min_available >= 8, "{min_available}");
     let rss = monitor.rss.store().list();
     assert_eq!(rss.len(), 2);
-    let v2 = rss.iter().find(|r| r.metadata.name.as_deref() != Some(&v1_name)).unwrap();
+    let v2 = rss
+        .iter()
+        .find(|r| r.metadata.name.as_deref() != Some(&v1_name))
+        .unwrap();
     let v2_name = v2.metadata.name.clone().unwrap();
-    let scaled = event_messages(&c, "web", "ScalingReplicaSet").await;
-    assert!(scaled.contains(&format!("Scaled up replica set {v2_name} from 0 to 3")), "{scaled:?}");
-    assert!(scaled.contains(&format!("Scaled down replica set {v1_name} from 10 to 8")), "{scaled:?}");
-    assert!(scaled.iter().any(|m| m.starts_with(&format!("Scaled down replica set {v1_name} from ")) && m.ends_with(" to 0")), "{scaled:?}");
+    let scaled = wait_for("the last scale-down Event", WAIT, || async {
+        let scaled = event_messages(&c, "web", "ScalingReplicaSet").await;
+        scaled
+            .iter()
+            .any(|m| {
+                m.starts_with(&format!("Scaled down replica set {v1_name} from "))
+                    && m.ends_with(" to 0")
+            })
+            .then_some(scaled)
+    })
+    .await;
+    assert!(
+        scaled.contains(&format!("Scaled up replica set {v2_name} from 0 to 3")),
+        "{scaled:?}"
+    );
+    assert!(
+        scaled.contains(&format!("Scaled down replica set {v1_name} from 10 to 8")),
+        "{scaled:?}"
+    );
+    assert!(
+        scaled.iter().any(
+            |m| m.starts_with(&format!("Scaled down replica set {v1_name} from "))
+                && m.ends_with(" to 0")
+        ),
+        "{scaled:?}"
+    );
 
     // Roll back with the real kubectl: it copies v1's template (minus the hash) back.
     let out = server.kubectl(&["rollout", "undo", "deployment/web"]);
@@ -304,15 +388,33 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
     assert_eq!(revision(&d.metadata).as_deref(), Some("3"));
     let rss = monitor.rss.store().list();
     let names: BTreeSet<String> = rss.iter().filter_map(|r| r.metadata.name.clone()).collect();
-    assert_eq!(names, BTreeSet::from([v1_name.clone(), v2_name.clone()]), "the old set is reused");
-    let back = monitor.rss.store().get(&format!("default/{v1_name}")).unwrap();
+    assert_eq!(
+        names,
+        BTreeSet::from([v1_name.clone(), v2_name.clone()]),
+        "the old set is reused"
+    );
+    let back = monitor
+        .rss
+        .store()
+        .get(&format!("default/{v1_name}"))
+        .unwrap();
     let ann = back.metadata.annotations.clone().unwrap();
-    assert_eq!((ann[REVISION].as_str(), ann["deployment.kubernetes.io/revision-history"].as_str()), ("3", "1"));
+    assert_eq!(
+        (
+            ann[REVISION].as_str(),
+            ann["deployment.kubernetes.io/revision-history"].as_str()
+        ),
+        ("3", "1")
+    );
     assert_eq!(rs_image(&back), "nginx:v1");
     let history = server.kubectl(&["rollout", "history", "deployment/web"]);
     let h = history.ok();
     assert!(h.contains("2 ") && h.contains("3 "), "{h}");
-    assert!(monitor.violations().is_empty(), "{:?}", monitor.violations());
+    assert!(
+        monitor.violations().is_empty(),
+        "{:?}",
+        monitor.violations()
+    );
 }
 
 /// Recreate scales the old pods away before any new one exists.
@@ -331,17 +433,34 @@ async fn recreate_never_runs_old_and_new_together() {
         }),
     )
     .await;
-    api.create(&PostParams::default(), &deployment("rec", 4, json!({"type": "Recreate"}), "nginx:v1"))
-        .await
-        .expect("create deployment");
+    api.create(
+        &PostParams::default(),
+        &deployment("rec", 4, json!({"type": "Recreate"}), "nginx:v1"),
+    )
+    .await
+    .expect("create deployment");
     wait_rolled_out(&api, monitor.pods.store(), "rec", "nginx:v1").await;
     set_image(&api, "rec", "nginx:v2").await;
     let d = wait_rolled_out(&api, monitor.pods.store(), "rec", "nginx:v2").await;
     assert_eq!(revision(&d.metadata).as_deref(), Some("2"));
-    assert!(monitor.violations().is_empty(), "{:?}", monitor.violations());
-    let scaled = event_messages(&c, "rec", "ScalingReplicaSet").await;
-    assert!(scaled.iter().any(|m| m.ends_with("from 4 to 0")), "{scaled:?}");
-    assert!(scaled.iter().filter(|m| m.ends_with("from 0 to 4")).count() == 2, "{scaled:?}");
+    assert!(
+        monitor.violations().is_empty(),
+        "{:?}",
+        monitor.violations()
+    );
+    let scaled = wait_for("the new set's scale-up Event", WAIT, || async {
+        let scaled = event_messages(&c, "rec", "ScalingReplicaSet").await;
+        (scaled.iter().filter(|m| m.ends_with("from 0 to 4")).count() == 2).then_some(scaled)
+    })
+    .await;
+    assert!(
+        scaled.iter().any(|m| m.ends_with("from 4 to 0")),
+        "{scaled:?}"
+    );
+    assert!(
+        scaled.iter().filter(|m| m.ends_with("from 0 to 4")).count() == 2,
+        "{scaled:?}"
+    );
     let rss = monitor.rss.store().list();
     let ann: BTreeMap<String, String> = rss
         .iter()
@@ -349,7 +468,10 @@ async fn recreate_never_runs_old_and_new_together() {
         .map(|r| r.metadata.annotations.clone().unwrap())
         .next()
         .unwrap();
-    assert_eq!(ann["deployment.kubernetes.io/max-replicas"], "4", "Recreate never surges");
+    assert_eq!(
+        ann["deployment.kubernetes.io/max-replicas"], "4",
+        "Recreate never surges"
+    );
 }
 
 /// A rollout stuck on unschedulable new pods is resized: both sets grow in proportion.
@@ -362,28 +484,43 @@ async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let rss_api: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let monitor = Monitor::start(&c, "prop", Arc::new(|_, _| None)).await;
-    let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
-    api.create(&PostParams::default(), &deployment("prop", 10, strategy, "nginx:v1"))
-        .await
-        .expect("create deployment");
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    api.create(
+        &PostParams::default(),
+        &deployment("prop", 10, strategy, "nginx:v1"),
+    )
+    .await
+    .expect("create deployment");
     wait_rolled_out(&api, monitor.pods.store(), "prop", "nginx:v1").await;
     // v2 pods can never be scheduled: the rollout stalls at old 8 + new 5 = 13.
     let patch = Patch::Strategic(json!({"spec": {"template": {"spec": {
         "nodeSelector": {"disktype": "none"},
         "containers": [{"name": "c", "image": "nginx:v2"}]}}}}));
-    api.patch("prop", &PatchParams::default(), &patch).await.expect("patch");
+    api.patch("prop", &PatchParams::default(), &patch)
+        .await
+        .expect("patch");
     let sizes = |want: Vec<(&'static str, i32)>| {
         let rss_api = rss_api.clone();
         async move {
             wait_for(&format!("set sizes {want:?}"), WAIT, || async {
-                let list = rss_api.list(&ListParams::default().labels("app=prop")).await.ok()?;
+                let list = rss_api
+                    .list(&ListParams::default().labels("app=prop"))
+                    .await
+                    .ok()?;
                 let mut got: Vec<(String, i32)> = list
                     .items
                     .iter()
-                    .map(|r| (rs_image(r), r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)))
+                    .map(|r| {
+                        (
+                            rs_image(r),
+                            r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                        )
+                    })
                     .collect();
                 got.sort();
-                let want: Vec<(String, i32)> = want.iter().map(|(i, n)| (i.to_string(), *n)).collect();
+                let want: Vec<(String, i32)> =
+                    want.iter().map(|(i, n)| (i.to_string(), *n)).collect();
                 (got == want).then_some(())
             })
             .await
@@ -394,31 +531,68 @@ async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
     let out = server.kubectl(&["scale", "deployment/prop", "--replicas=20"]);
     out.ok();
     sizes(vec![("nginx:v1", 14), ("nginx:v2", 9)]).await;
-    let scaled = event_messages(&c, "prop", "ScalingReplicaSet").await;
-    assert!(scaled.iter().any(|m| m.ends_with("from 8 to 14")), "{scaled:?}");
+    wait_for("the proportional scale-up Event", WAIT, || async {
+        let scaled = event_messages(&c, "prop", "ScalingReplicaSet").await;
+        scaled
+            .iter()
+            .any(|m| m.ends_with("from 8 to 14"))
+            .then_some(())
+    })
+    .await;
 
     // Pause, change the template: nothing rolls, the condition says paused...
-    server.kubectl(&["rollout", "pause", "deployment/prop"]).ok();
+    server
+        .kubectl(&["rollout", "pause", "deployment/prop"])
+        .ok();
     let patch = Patch::Strategic(json!({"spec": {"template": {"spec": {
         "nodeSelector": null,
         "containers": [{"name": "c", "image": "nginx:v3"}]}}}}));
-    api.patch("prop", &PatchParams::default(), &patch).await.expect("patch");
+    api.patch("prop", &PatchParams::default(), &patch)
+        .await
+        .expect("patch");
     let d = wait_for("paused deployment observed", WAIT, || async {
         let d = get_deploy(&api, "prop").await?;
         let s = d.status.as_ref()?;
-        let c = s.conditions.as_ref()?.iter().find(|c| c.type_ == "Progressing")?;
-        (s.observed_generation? >= d.metadata.generation? && c.reason.as_deref() == Some("DeploymentPaused"))
-            .then_some(d)
+        let c = s
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Progressing")?;
+        (s.observed_generation? >= d.metadata.generation?
+            && c.reason.as_deref() == Some("DeploymentPaused"))
+        .then_some(d)
     })
     .await;
-    assert_eq!(d.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Progressing").unwrap().status, "Unknown");
+    assert_eq!(
+        d.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Progressing")
+            .unwrap()
+            .status,
+        "Unknown"
+    );
     // ...but scaling still applies (and proves the controller has acted since the pause).
-    server.kubectl(&["scale", "deployment/prop", "--replicas=10"]).ok();
+    server
+        .kubectl(&["scale", "deployment/prop", "--replicas=10"])
+        .ok();
     sizes(vec![("nginx:v1", 8), ("nginx:v2", 5)]).await;
-    let list = rss_api.list(&ListParams::default().labels("app=prop")).await.unwrap();
-    assert!(list.items.iter().all(|r| rs_image(r) != "nginx:v3"), "a paused Deployment created a new set");
+    let list = rss_api
+        .list(&ListParams::default().labels("app=prop"))
+        .await
+        .unwrap();
+    assert!(
+        list.items.iter().all(|r| rs_image(r) != "nginx:v3"),
+        "a paused Deployment created a new set"
+    );
 
     // Resume: it rolls to v3 (v2's unschedulable pods go too).
-    server.kubectl(&["rollout", "resume", "deployment/prop"]).ok();
+    server
+        .kubectl(&["rollout", "resume", "deployment/prop"])
+        .ok();
     wait_rolled_out(&api, monitor.pods.store(), "prop", "nginx:v3").await;
 }

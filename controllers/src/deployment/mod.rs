@@ -27,14 +27,17 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use runtime::controller::{Controller, ControllerConfig, Expect, Reconciler};
 use runtime::events::{EventRecorder, object_reference};
-use runtime::informer::{Event, Informer};
-use runtime::objects::controller_of;
+use runtime::informer::{Event, Informer, object_key};
+use runtime::objects::{
+    CONTROLLER_UID_INDEX, controller_of, controller_ref, controller_uid_index, label_selector,
+};
 use runtime::queue::WorkQueue;
 use runtime::request::Preconditions;
 use runtime::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tracing::{debug, warn};
 
+use crate::claim::{self, Claims};
 use crate::context::Context;
 use crate::manager::SYNC_TIMEOUT;
 use recreate::PodPhases;
@@ -56,18 +59,31 @@ fn split_key(key: &str) -> (&str, &str) {
 }
 
 impl DeploymentReconciler {
-    /// The ReplicaSets `d` controls, by its uid.
-    fn owned(&self, d: &Deployment) -> Vec<Arc<ReplicaSet>> {
+    /// The ReplicaSets `d` owns and still selects, and the adoptions and releases due
+    /// (Kubernetes' `ClaimReplicaSets`, through the shared [`claim`] rules).
+    fn claim(&self, d: &Deployment) -> (Vec<Arc<ReplicaSet>>, Option<Claims<Arc<ReplicaSet>>>) {
         let ns = d.metadata.namespace.as_deref().unwrap_or("default");
         let Some(uid) = d.metadata.uid.as_deref() else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
-        self.replica_sets
-            .store()
-            .by_namespace(ns)
-            .into_iter()
-            .filter(|rs| controller_of(&rs.metadata).is_some_and(|r| r.uid == uid))
-            .collect()
+        let selector = d.spec.as_ref().map(|s| label_selector(&s.selector));
+        let Some(Ok(selector)) = selector else {
+            // An unusable selector adopts and releases nothing; keep what is controlled.
+            let owned = self
+                .replica_sets
+                .store()
+                .by_index(CONTROLLER_UID_INDEX, uid);
+            return (owned, None);
+        };
+        let owner = claim::Owner {
+            uid,
+            namespace: ns,
+            selector: &selector,
+            deleting: d.metadata.deletion_timestamp.is_some(),
+        };
+        let mut claims = claim::partition(&owner, self.replica_sets.store().by_namespace(ns));
+        let owned = std::mem::take(&mut claims.owned);
+        (owned, Some(claims))
     }
 
     fn pod_phases(&self, ns: &str, rss: &[Arc<ReplicaSet>]) -> PodPhases {
@@ -154,19 +170,20 @@ impl Reconciler for DeploymentReconciler {
     fn observe(&self, key: &String) -> Observed {
         let deployment = self.deployments.store().get(key);
         let (ns, _) = split_key(key);
-        let (replica_sets, name_holder, pods) = match &deployment {
+        let (replica_sets, unsettled, name_holder, pods) = match &deployment {
             Some(d) => {
-                let rss = self.owned(d);
+                let (rss, unsettled) = self.claim(d);
                 let holder = sync::expected_new_rs_name(d)
                     .and_then(|n| self.replica_sets.store().get_namespaced(ns, &n));
                 let pods = self.pod_phases(ns, &rss);
-                (rss, holder, pods)
+                (rss, unsettled, holder, pods)
             }
             None => Default::default(),
         };
         Observed {
             deployment,
             replica_sets,
+            unsettled,
             name_holder,
             pods,
             now: now_seconds(),
@@ -188,6 +205,22 @@ impl Reconciler for DeploymentReconciler {
     async fn apply(&self, key: &String, action: Action) -> runtime::Result<()> {
         let (ns, name) = split_key(key);
         match action {
+            Action::Claim(claims) => {
+                let Some(d) = self.deployments.store().get(key) else {
+                    return Ok(());
+                };
+                let Some(cref) = controller_ref(&*d) else {
+                    return Ok(());
+                };
+                let d_api = self.deployment_api(ns);
+                let recheck = claim::recheck_owner(&d_api, name, &cref.uid);
+                let (_, err) = claim::execute(&self.rs_api(ns), &cref, recheck, claims).await;
+                match err {
+                    None => Ok(()),
+                    Some(crate::error::Error::Api(e)) => Err(e),
+                    Some(e) => Err(runtime::Error::Request(e.to_string())),
+                }
+            }
             Action::Create(rs) => match self.rs_api(ns).create(&PostParams::default(), &rs).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_already_exists() => Err(e),
@@ -268,7 +301,7 @@ fn owner_key(rs: &ReplicaSet) -> Option<String> {
 }
 
 /// Starts the Deployment controller on the context's informers; runs until aborted.
-pub fn main(ctx: Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+pub fn start(ctx: Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(run(ctx))
 }
 
@@ -276,6 +309,10 @@ async fn run(ctx: Arc<Context>) {
     let deployments = ctx.informers.informer::<Deployment>();
     let replica_sets = ctx.informers.informer::<ReplicaSet>();
     let pods = ctx.informers.informer::<Pod>();
+    replica_sets.store().add_indexer(
+        CONTROLLER_UID_INDEX,
+        Arc::new(|rs: &ReplicaSet| controller_uid_index(&rs.metadata)),
+    );
     while let Err(e) = ctx.informers.wait_for_sync(SYNC_TIMEOUT).await {
         warn!(error = %e, "deployment controller: caches not synced yet");
     }
@@ -308,22 +345,45 @@ async fn run(ctx: Arc<Context>) {
     });
 
     let c = controller.clone();
+    let d_store = deployments.store().clone();
+    // An orphan may be adopted by any Deployment selecting it.
+    let selecting = move |rs: &ReplicaSet| -> Vec<String> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("default");
+        let empty = Default::default();
+        let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+        d_store
+            .by_namespace(ns)
+            .iter()
+            .filter(|d| {
+                d.spec
+                    .as_ref()
+                    .and_then(|s| label_selector(&s.selector).ok())
+                    .is_some_and(|sel| !sel.is_empty() && sel.matches(labels))
+            })
+            .map(|d| object_key(&d.metadata))
+            .collect()
+    };
     replica_sets.add_handler(move |ev| match ev {
-        Event::Added(rs) => {
-            if let Some(k) = owner_key(rs) {
+        Event::Added(rs) => match owner_key(rs) {
+            Some(k) => {
                 c.expectations().observed(&k, Expect::Create);
                 c.queue().add(k);
             }
-        }
+            None => selecting(rs).into_iter().for_each(|k| c.queue().add(k)),
+        },
         Event::Updated { old, new } => {
             let (ok, nk) = (owner_key(old), owner_key(new));
             if ok != nk
-                && let Some(k) = ok
+                && let Some(k) = ok.clone()
             {
                 c.queue().add(k);
             }
-            if let Some(k) = nk {
-                c.queue().add(k);
+            match nk {
+                Some(k) => c.queue().add(k),
+                None if ok.is_some() || old.metadata.labels != new.metadata.labels => {
+                    selecting(new).into_iter().for_each(|k| c.queue().add(k))
+                }
+                None => {}
             }
         }
         Event::Deleted(rs) => {

@@ -16,6 +16,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use runtime::objects::{controller_ref, is_controlled_by};
 
+use crate::claim::Claims;
+
 use super::hash::{POD_TEMPLATE_HASH_LABEL, equal_ignore_hash, pod_template_hash};
 use super::progress::{self, PROGRESSING};
 use super::recreate::{PodPhases, old_pods_running};
@@ -30,8 +32,10 @@ use super::status;
 pub struct Observed {
     /// The Deployment; `None` once deleted.
     pub deployment: Option<Arc<Deployment>>,
-    /// The ReplicaSets it owns (after adoption and release).
+    /// The ReplicaSets it owns and still selects.
     pub replica_sets: Vec<Arc<ReplicaSet>>,
+    /// Orphans to adopt and strays to release ([`crate::claim`]), when there are any.
+    pub unsettled: Option<Claims<Arc<ReplicaSet>>>,
     /// Whatever ReplicaSet already holds the name the new set would get, to detect a hash
     /// collision before creating.
     pub name_holder: Option<Arc<ReplicaSet>>,
@@ -44,6 +48,11 @@ pub struct Observed {
 /// One step of a reconcile, applied in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Adopt orphaned and release no longer selected ReplicaSets. Planned alone: the rest of
+    /// the sync is planned once the ownership changes are back in the cache (Kubernetes
+    /// continues in the same pass; the outcome is the same one pass later, and no write is
+    /// made against the resourceVersions the adoption just changed).
+    Claim(Claims<Arc<ReplicaSet>>),
     /// Create the new ReplicaSet.
     Create(Box<ReplicaSet>),
     /// Replace a ReplicaSet (scale and/or annotations), conditional on its resourceVersion.
@@ -95,6 +104,11 @@ pub fn plan(obs: &Observed) -> Vec<Action> {
     let Some(d) = obs.deployment.as_deref() else {
         return Vec::new();
     };
+    if let Some(claims) = &obs.unsettled
+        && !claims.is_settled()
+    {
+        return vec![Action::Claim(claims.clone())];
+    }
     let mut s = Sync {
         obs,
         orig: d,
@@ -641,6 +655,7 @@ mod tests {
         Observed {
             deployment: Some(Arc::new(d)),
             replica_sets: rss.into_iter().map(Arc::new).collect(),
+            unsettled: None,
             name_holder: None,
             pods: PodPhases::new(),
             now: at(10_000),
@@ -1013,6 +1028,28 @@ mod tests {
             expected_new_rs_name(&d2),
             expected_new_rs_name(&deployment(1, json!(1), json!(0)))
         );
+    }
+
+    #[test]
+    fn ownership_is_settled_before_anything_else() {
+        let d = deployment(3, json!(1), json!(0));
+        let orphan = Arc::new(rs("orphan", 1, 3, 3));
+        let mut obs = observed(d, vec![]);
+        obs.unsettled = Some(Claims {
+            owned: vec![],
+            adopt: vec![orphan.clone()],
+            release: vec![],
+        });
+        assert_eq!(
+            plan(&obs),
+            [Action::Claim(Claims {
+                owned: vec![],
+                adopt: vec![orphan],
+                release: vec![]
+            })]
+        );
+        obs.unsettled = Some(Claims::default());
+        assert!(matches!(plan(&obs)[0], Action::Create(_)));
     }
 
     #[test]
