@@ -596,3 +596,103 @@ async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
         .ok();
     wait_rolled_out(&api, monitor.pods.store(), "prop", "nginx:v3").await;
 }
+
+/// A rollout that cannot progress is marked `ProgressDeadlineExceeded` (and the real
+/// `kubectl rollout status` gives up on it); a fixed template then completes, and
+/// `kubectl rollout restart` rolls every pod again. minReadySeconds reaches the sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_deadline_then_fix_and_restart() {
+    let server = TestServer::start_server().await;
+    let c = client(&server);
+    let _fleet = fleet(&c).await;
+    let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let monitor = Monitor::start(&c, "slow", Arc::new(|_, _| None)).await;
+    let mut d = deployment("slow", 2, json!({"type": "RollingUpdate"}), "nginx:v1");
+    let spec = d.spec.as_mut().unwrap();
+    spec.progress_deadline_seconds = Some(3);
+    spec.min_ready_seconds = Some(1);
+    spec.template.spec.as_mut().unwrap().node_selector = Some(BTreeMap::from([(
+        "disktype".to_string(),
+        "none".to_string(),
+    )]));
+    api.create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    let progressing = |reason: &'static str| {
+        let api = api.clone();
+        async move {
+            wait_for(&format!("Progressing reason {reason}"), WAIT, || async {
+                let d = get_deploy(&api, "slow").await?;
+                let c = d
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .find(|c| c.type_ == "Progressing")?;
+                (c.reason.as_deref() == Some(reason)).then_some(c)
+            })
+            .await
+        }
+    };
+    let timed_out = progressing("ProgressDeadlineExceeded").await;
+    assert_eq!(timed_out.status, "False");
+    assert!(
+        timed_out
+            .message
+            .unwrap()
+            .ends_with("has timed out progressing.")
+    );
+    let out = server.kubectl(&["rollout", "status", "deployment/slow", "--timeout=20s"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("exceeded its progress deadline"),
+        "{out:?}"
+    );
+
+    let patch = Patch::Strategic(json!({"spec": {"template": {"spec": {"nodeSelector": null}}}}));
+    api.patch("slow", &PatchParams::default(), &patch)
+        .await
+        .expect("patch");
+    wait_rolled_out(&api, monitor.pods.store(), "slow", "nginx:v1").await;
+    progressing("NewReplicaSetAvailable").await;
+    let rss = monitor.rss.store().list();
+    assert!(
+        rss.iter()
+            .all(|r| r.spec.as_ref().unwrap().min_ready_seconds == Some(1))
+    );
+
+    let before: BTreeSet<String> = monitor
+        .pods
+        .store()
+        .list()
+        .iter()
+        .filter(|p| is_active(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    server
+        .kubectl(&["rollout", "restart", "deployment/slow"])
+        .ok();
+    let d = wait_for("restarted pods", WAIT, || async {
+        let d = get_deploy(&api, "slow").await?;
+        let active: BTreeSet<String> = labelled(monitor.pods.store(), "slow")
+            .iter()
+            .filter(|p| is_available(p))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        (rolled_out(&d)
+            && revision(&d.metadata).as_deref() == Some("3")
+            && active.len() == 2
+            && active.is_disjoint(&before))
+        .then_some(d)
+    })
+    .await;
+    assert!(
+        d.spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .contains_key("kubectl.kubernetes.io/restartedAt")
+    );
+}
