@@ -92,12 +92,15 @@ fn labelled(store: &Store<Pod>, app: &str) -> Vec<Arc<Pod>> {
 struct Monitor {
     pods: Informer<Pod>,
     rss: Informer<ReplicaSet>,
+    _deployments: Informer<Deployment>,
     violations: Arc<Mutex<Vec<String>>>,
     /// Highest active pod count and lowest available count seen while armed.
     extremes: Arc<Mutex<(usize, usize, usize)>>,
 }
 
-type Rule = Arc<dyn Fn(&[Arc<Pod>], &[Arc<ReplicaSet>]) -> Option<String> + Send + Sync>;
+type Rule = Arc<
+    dyn Fn(&[Arc<Pod>], &[Arc<ReplicaSet>], Option<&Deployment>) -> Option<String> + Send + Sync,
+>;
 
 impl Monitor {
     async fn start(c: &Client, app: &str, rule: Rule) -> Monitor {
@@ -112,12 +115,25 @@ impl Monitor {
             lp,
             InformerConfig::default(),
         );
+        let deployments = Informer::new(
+            Api::<Deployment>::namespaced(c.clone(), "default"),
+            ListParams::default().fields(&format!("metadata.name={app}")),
+            InformerConfig::default(),
+        );
         pods.wait_for_sync(WAIT).await.expect("pod informer");
         rss.wait_for_sync(WAIT).await.expect("rs informer");
+        deployments
+            .wait_for_sync(WAIT)
+            .await
+            .expect("deployment informer");
         let violations = Arc::new(Mutex::new(Vec::new()));
         let extremes = Arc::new(Mutex::new((0, usize::MAX, 0)));
         let check = {
-            let (ps, rs) = (pods.store().clone(), rss.store().clone());
+            let (ps, rs, ds) = (
+                pods.store().clone(),
+                rss.store().clone(),
+                deployments.store().clone(),
+            );
             let (violations, extremes) = (violations.clone(), extremes.clone());
             move || {
                 let p = ps.list();
@@ -130,17 +146,21 @@ impl Monitor {
                     e.1 = e.1.min(available);
                     e.2 += 1;
                 }
-                if let Some(v) = rule(&p, &r) {
+                let d = ds.list().into_iter().next();
+                if let Some(v) = rule(&p, &r, d.as_deref()) {
                     violations.lock().unwrap().push(v);
                 }
             }
         };
         let c1 = check.clone();
         pods.add_handler(move |_| c1());
-        rss.add_handler(move |_| check());
+        let c2 = check.clone();
+        rss.add_handler(move |_| c2());
+        deployments.add_handler(move |_| check());
         Monitor {
             pods,
             rss,
+            _deployments: deployments,
             violations,
             extremes,
         }
@@ -250,7 +270,7 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
     let monitor = Monitor::start(
         &c,
         "web",
-        Arc::new(move |pods, rss| {
+        Arc::new(move |pods, rss, d| {
             let specs: i32 = rss
                 .iter()
                 .map(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
@@ -263,8 +283,14 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
             if active > 13 {
                 return Some(format!("{active} pods running (> 13)"));
             }
-            if a.load(std::sync::atomic::Ordering::SeqCst) && available < 8 {
+            let armed = a.load(std::sync::atomic::Ordering::SeqCst);
+            if armed && available < 8 {
                 return Some(format!("only {available} pods available (< 8)"));
+            }
+            let status = d.and_then(|d| d.status.as_ref());
+            let reported = status.and_then(|s| s.available_replicas).unwrap_or(0);
+            if armed && reported < 8 {
+                return Some(format!("the Deployment reports {reported} available (< 8)"));
             }
             None
         }),
@@ -427,7 +453,7 @@ async fn recreate_never_runs_old_and_new_together() {
     let monitor = Monitor::start(
         &c,
         "rec",
-        Arc::new(|pods, _| {
+        Arc::new(|pods, _, _| {
             let images: BTreeSet<String> = pods.iter().map(|p| image(p)).collect();
             (images.len() > 1).then(|| format!("pods of {images:?} exist together"))
         }),
@@ -483,7 +509,7 @@ async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let rss_api: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
-    let monitor = Monitor::start(&c, "prop", Arc::new(|_, _| None)).await;
+    let monitor = Monitor::start(&c, "prop", Arc::new(|_, _, _| None)).await;
     let strategy =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
     api.create(
@@ -606,7 +632,7 @@ async fn progress_deadline_then_fix_and_restart() {
     let c = client(&server);
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
-    let monitor = Monitor::start(&c, "slow", Arc::new(|_, _| None)).await;
+    let monitor = Monitor::start(&c, "slow", Arc::new(|_, _, _| None)).await;
     let mut d = deployment("slow", 2, json!({"type": "RollingUpdate"}), "nginx:v1");
     let spec = d.spec.as_mut().unwrap();
     spec.progress_deadline_seconds = Some(3);

@@ -18,7 +18,6 @@ pub mod sets;
 pub mod status;
 pub mod sync;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -86,29 +85,26 @@ impl DeploymentReconciler {
         (owned, Some(claims))
     }
 
-    fn pod_phases(&self, ns: &str, rss: &[Arc<ReplicaSet>]) -> PodPhases {
-        let uids: HashSet<&str> = rss
-            .iter()
+    /// Phases of the pods each of `rss` controls, through the pod cache's controller index.
+    fn pod_phases(&self, rss: &[Arc<ReplicaSet>]) -> PodPhases {
+        rss.iter()
             .filter_map(|rs| rs.metadata.uid.as_deref())
-            .collect();
-        let mut out = PodPhases::new();
-        for uid in &uids {
-            out.insert(uid.to_string(), Vec::new());
-        }
-        for pod in self.pods.store().by_namespace(ns) {
-            let Some(owner) = controller_of(&pod.metadata) else {
-                continue;
-            };
-            if let Some(list) = out.get_mut(owner.uid.as_str()) {
-                let phase = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_else(|| "Pending".into());
-                list.push(phase);
-            }
-        }
-        out
+            .map(|uid| {
+                let phases = self
+                    .pods
+                    .store()
+                    .by_index(CONTROLLER_UID_INDEX, uid)
+                    .iter()
+                    .map(|pod| {
+                        pod.status
+                            .as_ref()
+                            .and_then(|s| s.phase.clone())
+                            .unwrap_or_else(|| "Pending".into())
+                    })
+                    .collect();
+                (uid.to_string(), phases)
+            })
+            .collect()
     }
 
     fn deployment_api(&self, ns: &str) -> Api<Deployment> {
@@ -175,7 +171,7 @@ impl Reconciler for DeploymentReconciler {
                 let (rss, unsettled) = self.claim(d);
                 let holder = sync::expected_new_rs_name(d)
                     .and_then(|n| self.replica_sets.store().get_namespaced(ns, &n));
-                let pods = self.pod_phases(ns, &rss);
+                let pods = self.pod_phases(&rss);
                 (rss, unsettled, holder, pods)
             }
             None => Default::default(),
@@ -312,6 +308,10 @@ async fn run(ctx: Arc<Context>) {
     replica_sets.store().add_indexer(
         CONTROLLER_UID_INDEX,
         Arc::new(|rs: &ReplicaSet| controller_uid_index(&rs.metadata)),
+    );
+    pods.store().add_indexer(
+        CONTROLLER_UID_INDEX,
+        Arc::new(|p: &Pod| controller_uid_index(&p.metadata)),
     );
     while let Err(e) = ctx.informers.wait_for_sync(SYNC_TIMEOUT).await {
         warn!(error = %e, "deployment controller: caches not synced yet");
