@@ -38,8 +38,8 @@ use runtime::controller::{Expect, Expectations};
 use runtime::events::{EventRecorder, object_reference};
 use runtime::informer::{Event, Store, object_key};
 use runtime::objects::{
-    CONTROLLER_UID_INDEX, controller_of, controller_ref, controller_uid_index, is_pod_active,
-    is_pod_ready, label_selector,
+    CONTROLLER_UID_INDEX, ORPHAN_INDEX, controller_of, controller_ref, controller_uid_index,
+    is_pod_active, is_pod_ready, label_selector, orphan_index,
 };
 use runtime::queue::WorkQueue;
 use runtime::{Api, Client, DeleteParams, PostParams};
@@ -69,6 +69,9 @@ async fn run(ctx: Arc<Context>) {
         CONTROLLER_UID_INDEX,
         Arc::new(|p: &Pod| controller_uid_index(&p.metadata)),
     );
+    pod_informer
+        .store()
+        .add_indexer(ORPHAN_INDEX, Arc::new(|p: &Pod| orphan_index(&p.metadata)));
     rs_informer.store().add_indexer(
         CONTROLLER_UID_INDEX,
         Arc::new(|rs: &ReplicaSet| controller_uid_index(&rs.metadata)),
@@ -283,10 +286,12 @@ impl ReplicaSetController {
         };
         // Expectations are read before the cache, so what they say holds for what we list.
         let needs_sync = self.expectations.satisfied(&key);
+        // Only its own pods and orphans can be claimed: no need to scan the namespace.
         let candidates: Vec<Arc<Pod>> = self
             .pods
-            .by_namespace(&ns)
+            .by_index(CONTROLLER_UID_INDEX, &controller_ref.uid)
             .into_iter()
+            .chain(self.pods.by_index(ORPHAN_INDEX, &ns))
             .filter(|p| is_pod_active(p))
             .collect();
         let owner = claim::Owner {
