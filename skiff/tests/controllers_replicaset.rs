@@ -181,6 +181,19 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
     })
     .await;
     let names: BTreeSet<String> = first.iter().map(name).collect();
+    // What the real kubectl shows.
+    let describe = server.kubectl(&["describe", "rs", "web"]).ok().to_string();
+    for want in [
+        "Replicas:     5 current / 5 desired",
+        "Pods Status:  5 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+        "SuccessfulCreate",
+        "replicaset-controller",
+    ] {
+        assert!(
+            describe.contains(want),
+            "{want:?} missing from:\n{describe}"
+        );
+    }
     let from_events: BTreeSet<String> = created
         .iter()
         .map(|m| {
@@ -263,7 +276,7 @@ async fn scale_down_deletes_unscheduled_pods_first() {
         .collect();
     assert_eq!((running.len(), unscheduled.len()), (3, 2));
 
-    scale(&rss, "db", 2).await;
+    server.kubectl(&["scale", "rs", "db", "--replicas=2"]).ok();
     wait_status(&rss, "db", 2, 2, 2).await;
     let after: BTreeSet<String> = wait_for("2 pods left", WAIT, || async {
         let now = active_pods(&pods, "db").await?;

@@ -22,6 +22,7 @@
 
 pub mod plan;
 pub mod rank;
+pub mod routing;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -39,7 +40,7 @@ use runtime::events::{EventRecorder, object_reference};
 use runtime::informer::{Event, Store, object_key};
 use runtime::objects::{
     CONTROLLER_UID_INDEX, ORPHAN_INDEX, controller_of, controller_ref, controller_uid_index,
-    is_pod_active, is_pod_ready, label_selector, orphan_index,
+    is_pod_active, label_selector, orphan_index,
 };
 use runtime::queue::WorkQueue;
 use runtime::{Api, Client, DeleteParams, PostParams};
@@ -170,41 +171,32 @@ impl ReplicaSetController {
     }
 
     fn pod_updated(&self, old: &Arc<Pod>, new: &Arc<Pod>) {
-        if old.metadata.resource_version == new.metadata.resource_version {
-            return;
-        }
-        let labels_changed = old.metadata.labels != new.metadata.labels;
-        if new.metadata.deletion_timestamp.is_some() {
-            // Graceful deletion: replace the pod now rather than when the node confirms.
+        let u = routing::pod_update(old, new);
+        if u.gone {
             self.pod_gone(new);
-            if labels_changed {
-                self.pod_gone(old);
-            }
-            return;
         }
-        let new_ref = controller_of(&new.metadata);
-        let old_ref = controller_of(&old.metadata);
-        let ref_changed = new_ref != old_ref;
-        if ref_changed && let Some(rs) = self.controlling_replica_set(old) {
+        if u.old_gone {
+            self.pod_gone(old);
+        }
+        if u.sync_old_controller
+            && let Some(rs) = self.controlling_replica_set(old)
+        {
             self.queue.add(object_key(&rs.metadata));
         }
-        if new_ref.is_some() {
-            let Some(rs) = self.controlling_replica_set(new) else {
-                return;
-            };
+        if u.sync_controller
+            && let Some(rs) = self.controlling_replica_set(new)
+        {
             let key = object_key(&rs.metadata);
-            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
             self.queue.add(key.clone());
-            if let Some(secs) = min_ready.filter(|s| *s > 0)
-                && !is_pod_ready(old)
-                && is_pod_ready(new)
+            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+            if u.became_ready
+                && let Some(secs) = min_ready.filter(|s| *s > 0)
             {
                 let after = Duration::from_secs(u64::try_from(secs).unwrap_or(0) + 1);
                 self.queue.add_after(key, after);
             }
-            return;
         }
-        if labels_changed || ref_changed {
+        if u.sync_matching {
             self.enqueue_matching(new);
         }
     }
