@@ -94,15 +94,15 @@ async fn run(ctx: Arc<Context>) {
         let c = controller.clone();
         pod_informer.add_handler(move |ev| c.on_pod(ev));
     }
-    for informer_synced in [
-        rs_informer.wait_for_sync(SYNC_TIMEOUT).await,
-        pod_informer.wait_for_sync(SYNC_TIMEOUT).await,
-    ] {
-        if let Err(e) = informer_synced {
-            // Keep going: the informers keep retrying, and syncs on a partial cache only
-            // wait for more events (expectations), they never act twice.
-            warn!(error = %e, "caches not synced yet");
-        }
+    // Acting on a partial pod cache would create pods that already exist: wait as long as
+    // it takes (the informers keep retrying), saying so now and then.
+    while let Err(e) = futures::future::try_join(
+        rs_informer.wait_for_sync(SYNC_TIMEOUT),
+        pod_informer.wait_for_sync(SYNC_TIMEOUT),
+    )
+    .await
+    {
+        warn!(error = %e, "caches not synced yet; waiting");
     }
     info!("replicaset controller started");
     let c = controller.clone();
