@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use runtime::controller::{Expect, Expectations};
-use runtime::events::{EventRecorder, object_reference};
+use runtime::events::{EventRecorder, EventType, object_reference};
 use runtime::informer::{Event, Store, object_key};
 use runtime::objects::{
     CONTROLLER_UID_INDEX, ORPHAN_INDEX, controller_of, controller_ref, controller_uid_index,
@@ -57,6 +57,9 @@ pub const COMPONENT: &str = "replicaset-controller";
 /// How long created or deleted pods may stay unseen by the cache before the ReplicaSet is
 /// synced anyway (client-go's `ExpectationsTimeout`).
 pub const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
+
+/// Events written at once after a batch of creates or deletes.
+const EVENT_CONCURRENCY: usize = 16;
 
 /// The manager's entry point: runs the controller until the term ends.
 pub fn start(ctx: Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -316,7 +319,7 @@ impl ReplicaSetController {
         }
 
         let now = jiff::Timestamp::now();
-        let message = manage_error.as_ref().map(ToString::to_string);
+        let message = manage_error.as_ref().map(error_message);
         let new_status = status::calculate(&rs, &owned, message.as_deref(), now);
         if status::needs_update(&rs, &new_status) {
             self.write_status(&rs_api, &rs, new_status).await?;
@@ -365,43 +368,41 @@ impl ReplicaSetController {
     ) -> Result<()> {
         self.expectations.expect(key, &vec![Expect::Create; count]);
         let pod = plan::pod_from_template(rs, controller_ref.clone());
-        let reference = object_reference(rs);
         let params = PostParams::default();
-        let mut created = 0;
-        for batch in plan::slow_start_batches(count, plan::SLOW_START_INITIAL_BATCH) {
-            let results = join_all((0..batch).map(|_| api.create(&params, &pod))).await;
-            let mut first_error = None;
-            for r in results {
-                match r {
-                    Ok(p) => {
-                        created += 1;
-                        let name = p.metadata.name.unwrap_or_default();
-                        self.recorder
-                            .normal(
-                                &reference,
-                                "SuccessfulCreate",
-                                &format!("Created pod: {name}"),
-                            )
-                            .await;
-                    }
-                    // Nothing can be created in a namespace being deleted; no Event either.
-                    Err(e) if is_namespace_terminating(&e) => created += 1,
-                    Err(e) => {
-                        self.recorder
-                            .warning(&reference, "FailedCreate", &format!("Error creating: {e}"))
-                            .await;
-                        first_error.get_or_insert(e);
-                    }
-                }
+        let results = plan::slow_start(count, plan::SLOW_START_INITIAL_BATCH, || async {
+            match api.create(&params, &pod).await {
+                Ok(p) => Ok(Some(p)),
+                // Nothing can be created in a namespace being deleted, and no retry helps.
+                Err(e) if is_namespace_terminating(&e) => Ok(None),
+                Err(e) => Err(e),
             }
-            if let Some(e) = first_error {
-                // The pods of this batch that failed and of the batches skipped will never
-                // be observed: stop waiting for them.
-                for _ in created..count {
-                    self.expectations.observed(key, Expect::Create);
-                }
-                return Err(Error::Api(e));
+        })
+        .await;
+        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        // The failed creates and the skipped ones will never be observed: stop waiting.
+        for _ in succeeded..count {
+            self.expectations.observed(key, Expect::Create);
+        }
+        let reference = object_reference(rs);
+        let events = results.iter().filter_map(|r| match r {
+            Ok(Some(p)) => {
+                let name = p.metadata.name.as_deref().unwrap_or_default();
+                Some((
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                ))
             }
+            Ok(None) => None,
+            Err(e) => Some((
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {}", api_message(e)),
+            )),
+        });
+        self.record_all(&reference, events.collect()).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(Error::Api(e));
         }
         debug!(count, "created pods");
         Ok(())
@@ -434,17 +435,14 @@ impl ReplicaSetController {
             (name, api.delete(name, &dp).await)
         });
         let mut first_error = None;
+        let mut events = Vec::new();
         for ((name, result), pod_key) in join_all(deletes).await.into_iter().zip(pod_keys) {
             match result {
-                Ok(_) => {
-                    self.recorder
-                        .normal(
-                            &reference,
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {name}"),
-                        )
-                        .await;
-                }
+                Ok(_) => events.push((
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                )),
                 Err(e) => {
                     // It will not be observed going away (or already went): stop waiting.
                     let was_expected = self
@@ -455,17 +453,34 @@ impl ReplicaSetController {
                         self.expectations.observed(key, Expect::Delete);
                     }
                     if !e.is_not_found() && !e.is_conflict() {
-                        self.recorder
-                            .warning(&reference, "FailedDelete", &format!("Error deleting: {e}"))
-                            .await;
+                        events.push((
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {}", api_message(&e)),
+                        ));
                         first_error.get_or_insert(e);
                     }
                 }
             }
         }
+        self.record_all(&reference, events).await;
         match first_error {
             Some(e) => Err(Error::Api(e)),
             None => Ok(()),
+        }
+    }
+
+    /// Writes Events, a few at a time (they are best effort and never fail the sync).
+    async fn record_all(
+        &self,
+        reference: &ObjectReference,
+        events: Vec<(EventType, &'static str, String)>,
+    ) {
+        for chunk in events.chunks(EVENT_CONCURRENCY) {
+            join_all(chunk.iter().map(|(type_, reason, message)| {
+                self.recorder.record(reference, *type_, reason, message)
+            }))
+            .await;
         }
     }
 
@@ -517,6 +532,22 @@ impl ReplicaSetController {
         api.replace_status(name, &PostParams::default(), &fresh)
             .await?;
         Ok(())
+    }
+}
+
+/// What Kubernetes shows of a failed request: the server's message itself (`pods "web-x"
+/// is forbidden: ...`), without our reason/code prefix.
+fn api_message(e: &runtime::Error) -> String {
+    match e.status() {
+        Some(s) if !s.message.is_empty() => s.message.clone(),
+        _ => e.to_string(),
+    }
+}
+
+fn error_message(e: &Error) -> String {
+    match e {
+        Error::Api(e) => api_message(e),
+        other => other.to_string(),
     }
 }
 
