@@ -351,7 +351,7 @@ impl ReplicaSetController {
             plan::Manage::InSync => Ok(()),
             plan::Manage::Create(n) => self.create_pods(key, rs, api, controller_ref, n).await,
             plan::Manage::Delete(n) => {
-                let related = self.related_pods(rs, owned);
+                let related = self.related_pods(rs);
                 let victims = rank::pods_to_delete(owned, &related, n);
                 self.delete_pods(key, rs, api, victims).await
             }
@@ -484,23 +484,33 @@ impl ReplicaSetController {
         }
     }
 
-    /// The pods of the ReplicaSet's family: those of every ReplicaSet with the same
-    /// controller (the Deployment's ReplicaSets), or its own when it has none. Used to
-    /// rank pods by how crowded their node is.
-    fn related_pods(&self, rs: &ReplicaSet, owned: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
+    /// The pods of the ReplicaSet's family, used to rank pods by how crowded their node is
+    /// (Kubernetes' `getIndirectlyRelatedPods`): the pods selected by any ReplicaSet with the
+    /// same controller (the Deployment's ReplicaSets, old and new). A ReplicaSet without a
+    /// controller has no family: every rank is 0, as in Kubernetes.
+    fn related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
         let Some(parent) = controller_of(&rs.metadata) else {
-            return owned.to_vec();
+            return Vec::new();
         };
-        let siblings = self
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut related = Vec::new();
+        for sibling in self
             .replica_sets
-            .by_index(CONTROLLER_UID_INDEX, &parent.uid);
-        let mut related: Vec<Arc<Pod>> = siblings
-            .iter()
-            .filter_map(|s| s.metadata.uid.as_deref())
-            .flat_map(|uid| self.pods.by_index(CONTROLLER_UID_INDEX, uid))
-            .collect();
-        if related.is_empty() {
-            related = owned.to_vec();
+            .by_index(CONTROLLER_UID_INDEX, &parent.uid)
+        {
+            let Some(selector) = sibling
+                .spec
+                .as_ref()
+                .and_then(|s| label_selector(&s.selector).ok())
+            else {
+                continue;
+            };
+            for pod in self.pods.by_selector(Some(ns), &selector) {
+                if seen.insert(pod.metadata.uid.clone()) {
+                    related.push(pod);
+                }
+            }
         }
         related
     }
