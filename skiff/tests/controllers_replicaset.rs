@@ -400,16 +400,18 @@ async fn pods_become_available_after_min_ready_seconds() {
     rss.create(&PostParams::default(), &rs)
         .await
         .expect("create replicaset");
-    wait_status(&rss, "slow", 2, 2, 0).await;
-    let ready_seen = std::time::Instant::now();
     wait_status(&rss, "slow", 2, 2, 2).await;
-    // The pods became ready before `ready_seen`, so less than 3 s may pass here, but not
-    // much less: they were ready well under a second before the status said so.
-    assert!(
-        ready_seen.elapsed() >= Duration::from_millis(1500),
-        "available after {:?}",
-        ready_seen.elapsed()
-    );
+    let now = jiff::Timestamp::now();
+    // Not before both pods had been ready for 3 s.
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    for p in active_pods(&pods, "slow").await.unwrap() {
+        let since = runtime::objects::pod_ready_time(&p).expect("ready since");
+        assert!(
+            now >= since + jiff::SignedDuration::from_secs(3),
+            "{} available at {now}, ready since {since}",
+            name(&p)
+        );
+    }
 }
 
 /// A ReplicaSet being deleted (held by a finalizer) creates no replacement for a deleted
