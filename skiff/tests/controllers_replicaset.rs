@@ -194,6 +194,16 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
             "{want:?} missing from:\n{describe}"
         );
     }
+    let get = server
+        .kubectl(&["get", "rs", "web", "--no-headers"])
+        .ok()
+        .to_string();
+    let columns: Vec<&str> = get.split_whitespace().collect();
+    assert_eq!(
+        columns[..4],
+        ["web", "5", "5", "5"],
+        "kubectl get rs: {get}"
+    );
     let from_events: BTreeSet<String> = created
         .iter()
         .map(|m| {

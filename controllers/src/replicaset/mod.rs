@@ -516,7 +516,11 @@ impl ReplicaSetController {
     }
 
     /// Writes the status; on a conflict re-reads the ReplicaSet once and writes again
-    /// (Kubernetes' `updateReplicaSetStatus` retries once too).
+    /// (Kubernetes' `updateReplicaSetStatus` retries once too). **Decision:** the retry keeps
+    /// the `observedGeneration` the status was computed for, where Kubernetes takes the
+    /// re-read one: a spec change the sync never saw must not look observed (a Deployment
+    /// trusts `observedGeneration` when it reads the counts); the change's own event syncs
+    /// the ReplicaSet again.
     async fn write_status(
         &self,
         api: &Api<ReplicaSet>,
@@ -536,9 +540,7 @@ impl ReplicaSetController {
         if fresh.metadata.uid != rs.metadata.uid {
             return Ok(());
         }
-        let mut status = new_status;
-        status.observed_generation = fresh.metadata.generation.filter(|g| *g != 0);
-        fresh.status = Some(status);
+        fresh.status = Some(new_status);
         api.replace_status(name, &PostParams::default(), &fresh)
             .await?;
         Ok(())
