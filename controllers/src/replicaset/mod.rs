@@ -281,6 +281,11 @@ impl ReplicaSetController {
         };
         // Expectations are read before the cache, so what they say holds for what we list.
         let needs_sync = self.expectations.satisfied(&key);
+        if !needs_sync {
+            // The awaited pods' events requeue the key; should one never come (a create
+            // that failed late), come back when the expectations expire.
+            self.queue.add_after(key.clone(), EXPECTATIONS_TTL);
+        }
         // Only its own pods and orphans can be claimed: no need to scan the namespace.
         let candidates: Vec<Arc<Pod>> = self
             .pods
