@@ -63,6 +63,18 @@ pub fn controller_uid_index(meta: &ObjectMeta) -> Vec<String> {
         .collect()
 }
 
+/// Name of the informer index of objects without a controller, by namespace: the orphans a
+/// controller may adopt, found without scanning everything a namespace holds.
+pub const ORPHAN_INDEX: &str = "orphans.metadata.namespace";
+
+/// The index values of [`ORPHAN_INDEX`]: the namespace of an object without a controller.
+pub fn orphan_index(meta: &ObjectMeta) -> Vec<String> {
+    if controller_of(meta).is_some() {
+        return Vec::new();
+    }
+    vec![meta.namespace.clone().unwrap_or_default()]
+}
+
 /// Whether the pod still counts toward its controller's replicas: not finished (`Succeeded`
 /// or `Failed`) and not being deleted (Kubernetes' `IsPodActive`).
 pub fn is_pod_active(pod: &Pod) -> bool {
@@ -356,6 +368,10 @@ mod tests {
         assert_eq!(controller_uid_index(&meta(vec![owner(Some(true))])), ["u1"]);
         assert!(controller_uid_index(&meta(vec![owner(None)])).is_empty());
         assert!(controller_uid_index(&ObjectMeta::default()).is_empty());
+        let mut orphan = meta(vec![owner(None)]);
+        orphan.namespace = Some("ns".into());
+        assert_eq!(orphan_index(&orphan), ["ns"]);
+        assert!(orphan_index(&meta(vec![owner(Some(true))])).is_empty());
     }
 
     #[test]

@@ -181,6 +181,29 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
     })
     .await;
     let names: BTreeSet<String> = first.iter().map(name).collect();
+    // What the real kubectl shows.
+    let describe = server.kubectl(&["describe", "rs", "web"]).ok().to_string();
+    for want in [
+        "Replicas:     5 current / 5 desired",
+        "Pods Status:  5 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+        "SuccessfulCreate",
+        "replicaset-controller",
+    ] {
+        assert!(
+            describe.contains(want),
+            "{want:?} missing from:\n{describe}"
+        );
+    }
+    let get = server
+        .kubectl(&["get", "rs", "web", "--no-headers"])
+        .ok()
+        .to_string();
+    let columns: Vec<&str> = get.split_whitespace().collect();
+    assert_eq!(
+        columns[..4],
+        ["web", "5", "5", "5"],
+        "kubectl get rs: {get}"
+    );
     let from_events: BTreeSet<String> = created
         .iter()
         .map(|m| {
@@ -210,9 +233,30 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
         (event_messages(&c, "web", "SuccessfulCreate").await.len() == 7).then_some(())
     })
     .await;
-    // No more than the wanted number were ever made (no double creates on a stale cache).
-    let all = pods.list(&ListParams::default()).await.unwrap();
-    assert_eq!(all.items.len(), 5, "only the 5 live pods remain");
+
+    // Scale up to 30: slow-start batches, and expectations keep syncs on a cache that has
+    // not seen the new pods yet from creating more than 25.
+    scale(&rss, "web", 30).await;
+    wait_status(&rss, "web", 30, 30, 30).await;
+    let all = wait_for("the deleted pods to be gone", WAIT, || async {
+        let all = pods.list(&ListParams::default()).await.ok()?;
+        (all.items.len() == 30).then_some(all.items)
+    })
+    .await;
+    assert!(
+        all.iter()
+            .all(|p| controller_uid(p).as_deref() == Some(&uid))
+    );
+    assert_eq!(
+        event_messages(&c, "web", "SuccessfulCreate").await.len(),
+        32,
+        "exactly 25 more pods were created"
+    );
+    assert!(
+        event_messages(&c, "web", "SuccessfulDelete")
+            .await
+            .is_empty()
+    );
 }
 
 /// One node with room for 3 pods: an RS of 5 has 3 Running and 2 unschedulable. Scaling to
@@ -242,7 +286,7 @@ async fn scale_down_deletes_unscheduled_pods_first() {
         .collect();
     assert_eq!((running.len(), unscheduled.len()), (3, 2));
 
-    scale(&rss, "db", 2).await;
+    server.kubectl(&["scale", "rs", "db", "--replicas=2"]).ok();
     wait_status(&rss, "db", 2, 2, 2).await;
     let after: BTreeSet<String> = wait_for("2 pods left", WAIT, || async {
         let now = active_pods(&pods, "db").await?;
@@ -279,6 +323,12 @@ async fn adopts_orphans_and_releases_relabelled_pods() {
     pods.create(&PostParams::default(), &orphan_pod("stray", "api"))
         .await
         .expect("create orphan");
+    // Running means several round trips later: the controller's pod cache has it too, so
+    // the ReplicaSet does not race its creation.
+    wait_for("the orphan to run", WAIT, || async {
+        (phase(&pods.get("stray").await.ok()?) == "Running").then_some(())
+    })
+    .await;
     // Not matching: never touched.
     pods.create(&PostParams::default(), &orphan_pod("bystander", "other"))
         .await
@@ -345,4 +395,71 @@ async fn adopts_orphans_and_releases_relabelled_pods() {
     // The released pod lives on, unowned.
     let released = pods.get(&victim).await.expect("released pod still exists");
     assert!(released.metadata.deletion_timestamp.is_none());
+}
+
+/// With `minReadySeconds`, ready pods become available only after that long, and the status
+/// catches up without any further pod event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_become_available_after_min_ready_seconds() {
+    let server = TestServer::start_server().await;
+    let c = client(&server);
+    let _fleet = fleet(&c, "slow-", 1, "110").await;
+    let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
+    let mut rs = replica_set("slow", "slow", 2);
+    rs.spec.as_mut().unwrap().min_ready_seconds = Some(3);
+    rss.create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    wait_status(&rss, "slow", 2, 2, 2).await;
+    let now = jiff::Timestamp::now();
+    // Not before both pods had been ready for 3 s.
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    for p in active_pods(&pods, "slow").await.unwrap() {
+        let since = runtime::objects::pod_ready_time(&p).expect("ready since");
+        assert!(
+            now >= since + jiff::SignedDuration::from_secs(3),
+            "{} available at {now}, ready since {since}",
+            name(&p)
+        );
+    }
+}
+
+/// A ReplicaSet being deleted (held by a finalizer) creates no replacement for a deleted
+/// pod, but still reports its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_replica_set_creates_nothing() {
+    let server = TestServer::start_server().await;
+    let c = client(&server);
+    let _fleet = fleet(&c, "term-", 1, "110").await;
+    let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let mut rs = replica_set("held", "held", 2);
+    rs.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    rss.create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    wait_status(&rss, "held", 2, 2, 2).await;
+    rss.delete("held", &DeleteParams::orphan())
+        .await
+        .expect("delete replicaset");
+    wait_for("the ReplicaSet to be terminating", WAIT, || async {
+        rss.get("held")
+            .await
+            .ok()?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
+    })
+    .await;
+    let victim = name(&active_pods(&pods, "held").await.unwrap()[0]);
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    // The sync that reports one replica is the one that would have replaced it.
+    wait_status(&rss, "held", 1, 1, 1).await;
+    assert_eq!(active_pods(&pods, "held").await.unwrap().len(), 1);
+    assert_eq!(
+        event_messages(&c, "held", "SuccessfulCreate").await.len(),
+        2
+    );
 }

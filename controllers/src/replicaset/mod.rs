@@ -22,6 +22,7 @@
 
 pub mod plan;
 pub mod rank;
+pub mod routing;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -32,14 +33,14 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use runtime::controller::{Expect, Expectations};
-use runtime::events::{EventRecorder, object_reference};
+use runtime::events::{EventRecorder, EventType, object_reference};
 use runtime::informer::{Event, Store, object_key};
 use runtime::objects::{
-    CONTROLLER_UID_INDEX, controller_of, controller_ref, controller_uid_index, is_pod_active,
-    is_pod_ready, label_selector,
+    CONTROLLER_UID_INDEX, ORPHAN_INDEX, controller_of, controller_ref, controller_uid_index,
+    is_pod_active, label_selector, orphan_index,
 };
 use runtime::queue::WorkQueue;
 use runtime::{Api, Client, DeleteParams, PostParams};
@@ -57,6 +58,9 @@ pub const COMPONENT: &str = "replicaset-controller";
 /// synced anyway (client-go's `ExpectationsTimeout`).
 pub const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
 
+/// Events written at once after a batch of creates or deletes.
+const EVENT_CONCURRENCY: usize = 16;
+
 /// The manager's entry point: runs the controller until the term ends.
 pub fn start(ctx: Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(run(ctx))
@@ -69,6 +73,9 @@ async fn run(ctx: Arc<Context>) {
         CONTROLLER_UID_INDEX,
         Arc::new(|p: &Pod| controller_uid_index(&p.metadata)),
     );
+    pod_informer
+        .store()
+        .add_indexer(ORPHAN_INDEX, Arc::new(|p: &Pod| orphan_index(&p.metadata)));
     rs_informer.store().add_indexer(
         CONTROLLER_UID_INDEX,
         Arc::new(|rs: &ReplicaSet| controller_uid_index(&rs.metadata)),
@@ -90,15 +97,15 @@ async fn run(ctx: Arc<Context>) {
         let c = controller.clone();
         pod_informer.add_handler(move |ev| c.on_pod(ev));
     }
-    for informer_synced in [
-        rs_informer.wait_for_sync(SYNC_TIMEOUT).await,
-        pod_informer.wait_for_sync(SYNC_TIMEOUT).await,
-    ] {
-        if let Err(e) = informer_synced {
-            // Keep going: the informers keep retrying, and syncs on a partial cache only
-            // wait for more events (expectations), they never act twice.
-            warn!(error = %e, "caches not synced yet");
-        }
+    // Acting on a partial pod cache would create pods that already exist: wait as long as
+    // it takes (the informers keep retrying), saying so now and then.
+    while let Err(e) = futures::future::try_join(
+        rs_informer.wait_for_sync(SYNC_TIMEOUT),
+        pod_informer.wait_for_sync(SYNC_TIMEOUT),
+    )
+    .await
+    {
+        warn!(error = %e, "caches not synced yet; waiting");
     }
     info!("replicaset controller started");
     let c = controller.clone();
@@ -167,41 +174,32 @@ impl ReplicaSetController {
     }
 
     fn pod_updated(&self, old: &Arc<Pod>, new: &Arc<Pod>) {
-        if old.metadata.resource_version == new.metadata.resource_version {
-            return;
-        }
-        let labels_changed = old.metadata.labels != new.metadata.labels;
-        if new.metadata.deletion_timestamp.is_some() {
-            // Graceful deletion: replace the pod now rather than when the node confirms.
+        let u = routing::pod_update(old, new);
+        if u.gone {
             self.pod_gone(new);
-            if labels_changed {
-                self.pod_gone(old);
-            }
-            return;
         }
-        let new_ref = controller_of(&new.metadata);
-        let old_ref = controller_of(&old.metadata);
-        let ref_changed = new_ref != old_ref;
-        if ref_changed && let Some(rs) = self.controlling_replica_set(old) {
+        if u.old_gone {
+            self.pod_gone(old);
+        }
+        if u.sync_old_controller
+            && let Some(rs) = self.controlling_replica_set(old)
+        {
             self.queue.add(object_key(&rs.metadata));
         }
-        if new_ref.is_some() {
-            let Some(rs) = self.controlling_replica_set(new) else {
-                return;
-            };
+        if u.sync_controller
+            && let Some(rs) = self.controlling_replica_set(new)
+        {
             let key = object_key(&rs.metadata);
-            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
             self.queue.add(key.clone());
-            if let Some(secs) = min_ready.filter(|s| *s > 0)
-                && !is_pod_ready(old)
-                && is_pod_ready(new)
+            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+            if u.became_ready
+                && let Some(secs) = min_ready.filter(|s| *s > 0)
             {
                 let after = Duration::from_secs(u64::try_from(secs).unwrap_or(0) + 1);
                 self.queue.add_after(key, after);
             }
-            return;
         }
-        if labels_changed || ref_changed {
+        if u.sync_matching {
             self.enqueue_matching(new);
         }
     }
@@ -283,10 +281,17 @@ impl ReplicaSetController {
         };
         // Expectations are read before the cache, so what they say holds for what we list.
         let needs_sync = self.expectations.satisfied(&key);
+        if !needs_sync {
+            // The awaited pods' events requeue the key; should one never come (a create
+            // that failed late), come back when the expectations expire.
+            self.queue.add_after(key.clone(), EXPECTATIONS_TTL);
+        }
+        // Only its own pods and orphans can be claimed: no need to scan the namespace.
         let candidates: Vec<Arc<Pod>> = self
             .pods
-            .by_namespace(&ns)
+            .by_index(CONTROLLER_UID_INDEX, &controller_ref.uid)
             .into_iter()
+            .chain(self.pods.by_index(ORPHAN_INDEX, &ns))
             .filter(|p| is_pod_active(p))
             .collect();
         let owner = claim::Owner {
@@ -319,7 +324,7 @@ impl ReplicaSetController {
         }
 
         let now = jiff::Timestamp::now();
-        let message = manage_error.as_ref().map(ToString::to_string);
+        let message = manage_error.as_ref().map(error_message);
         let new_status = status::calculate(&rs, &owned, message.as_deref(), now);
         if status::needs_update(&rs, &new_status) {
             self.write_status(&rs_api, &rs, new_status).await?;
@@ -351,7 +356,7 @@ impl ReplicaSetController {
             plan::Manage::InSync => Ok(()),
             plan::Manage::Create(n) => self.create_pods(key, rs, api, controller_ref, n).await,
             plan::Manage::Delete(n) => {
-                let related = self.related_pods(rs, owned);
+                let related = self.related_pods(rs);
                 let victims = rank::pods_to_delete(owned, &related, n);
                 self.delete_pods(key, rs, api, victims).await
             }
@@ -368,43 +373,41 @@ impl ReplicaSetController {
     ) -> Result<()> {
         self.expectations.expect(key, &vec![Expect::Create; count]);
         let pod = plan::pod_from_template(rs, controller_ref.clone());
-        let reference = object_reference(rs);
         let params = PostParams::default();
-        let mut created = 0;
-        for batch in plan::slow_start_batches(count, plan::SLOW_START_INITIAL_BATCH) {
-            let results = join_all((0..batch).map(|_| api.create(&params, &pod))).await;
-            let mut first_error = None;
-            for r in results {
-                match r {
-                    Ok(p) => {
-                        created += 1;
-                        let name = p.metadata.name.unwrap_or_default();
-                        self.recorder
-                            .normal(
-                                &reference,
-                                "SuccessfulCreate",
-                                &format!("Created pod: {name}"),
-                            )
-                            .await;
-                    }
-                    // Nothing can be created in a namespace being deleted; no Event either.
-                    Err(e) if is_namespace_terminating(&e) => created += 1,
-                    Err(e) => {
-                        self.recorder
-                            .warning(&reference, "FailedCreate", &format!("Error creating: {e}"))
-                            .await;
-                        first_error.get_or_insert(e);
-                    }
-                }
+        let results = plan::slow_start(count, plan::SLOW_START_INITIAL_BATCH, || async {
+            match api.create(&params, &pod).await {
+                Ok(p) => Ok(Some(p)),
+                // Nothing can be created in a namespace being deleted, and no retry helps.
+                Err(e) if is_namespace_terminating(&e) => Ok(None),
+                Err(e) => Err(e),
             }
-            if let Some(e) = first_error {
-                // The pods of this batch that failed and of the batches skipped will never
-                // be observed: stop waiting for them.
-                for _ in created..count {
-                    self.expectations.observed(key, Expect::Create);
-                }
-                return Err(Error::Api(e));
+        })
+        .await;
+        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        // The failed creates and the skipped ones will never be observed: stop waiting.
+        for _ in succeeded..count {
+            self.expectations.observed(key, Expect::Create);
+        }
+        let reference = object_reference(rs);
+        let events = results.iter().filter_map(|r| match r {
+            Ok(Some(p)) => {
+                let name = p.metadata.name.as_deref().unwrap_or_default();
+                Some((
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                ))
             }
+            Ok(None) => None,
+            Err(e) => Some((
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {}", api_message(e)),
+            )),
+        });
+        self.record_all(&reference, events.collect()).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(Error::Api(e));
         }
         debug!(count, "created pods");
         Ok(())
@@ -437,17 +440,14 @@ impl ReplicaSetController {
             (name, api.delete(name, &dp).await)
         });
         let mut first_error = None;
+        let mut events = Vec::new();
         for ((name, result), pod_key) in join_all(deletes).await.into_iter().zip(pod_keys) {
             match result {
-                Ok(_) => {
-                    self.recorder
-                        .normal(
-                            &reference,
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {name}"),
-                        )
-                        .await;
-                }
+                Ok(_) => events.push((
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                )),
                 Err(e) => {
                     // It will not be observed going away (or already went): stop waiting.
                     let was_expected = self
@@ -458,43 +458,74 @@ impl ReplicaSetController {
                         self.expectations.observed(key, Expect::Delete);
                     }
                     if !e.is_not_found() && !e.is_conflict() {
-                        self.recorder
-                            .warning(&reference, "FailedDelete", &format!("Error deleting: {e}"))
-                            .await;
+                        events.push((
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {}", api_message(&e)),
+                        ));
                         first_error.get_or_insert(e);
                     }
                 }
             }
         }
+        self.record_all(&reference, events).await;
         match first_error {
             Some(e) => Err(Error::Api(e)),
             None => Ok(()),
         }
     }
 
-    /// The pods of the ReplicaSet's family: those of every ReplicaSet with the same
-    /// controller (the Deployment's ReplicaSets), or its own when it has none. Used to
-    /// rank pods by how crowded their node is.
-    fn related_pods(&self, rs: &ReplicaSet, owned: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
+    /// Writes Events, a few at a time (they are best effort and never fail the sync).
+    async fn record_all(
+        &self,
+        reference: &ObjectReference,
+        events: Vec<(EventType, &'static str, String)>,
+    ) {
+        for chunk in events.chunks(EVENT_CONCURRENCY) {
+            join_all(chunk.iter().map(|(type_, reason, message)| {
+                self.recorder.record(reference, *type_, reason, message)
+            }))
+            .await;
+        }
+    }
+
+    /// The pods of the ReplicaSet's family, used to rank pods by how crowded their node is
+    /// (Kubernetes' `getIndirectlyRelatedPods`): the pods selected by any ReplicaSet with the
+    /// same controller (the Deployment's ReplicaSets, old and new). A ReplicaSet without a
+    /// controller has no family: every rank is 0, as in Kubernetes.
+    fn related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
         let Some(parent) = controller_of(&rs.metadata) else {
-            return owned.to_vec();
+            return Vec::new();
         };
-        let siblings = self
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut related = Vec::new();
+        for sibling in self
             .replica_sets
-            .by_index(CONTROLLER_UID_INDEX, &parent.uid);
-        let mut related: Vec<Arc<Pod>> = siblings
-            .iter()
-            .filter_map(|s| s.metadata.uid.as_deref())
-            .flat_map(|uid| self.pods.by_index(CONTROLLER_UID_INDEX, uid))
-            .collect();
-        if related.is_empty() {
-            related = owned.to_vec();
+            .by_index(CONTROLLER_UID_INDEX, &parent.uid)
+        {
+            let Some(selector) = sibling
+                .spec
+                .as_ref()
+                .and_then(|s| label_selector(&s.selector).ok())
+            else {
+                continue;
+            };
+            for pod in self.pods.by_selector(Some(ns), &selector) {
+                if seen.insert(pod.metadata.uid.clone()) {
+                    related.push(pod);
+                }
+            }
         }
         related
     }
 
     /// Writes the status; on a conflict re-reads the ReplicaSet once and writes again
-    /// (Kubernetes' `updateReplicaSetStatus` retries once too).
+    /// (Kubernetes' `updateReplicaSetStatus` retries once too). **Decision:** the retry keeps
+    /// the `observedGeneration` the status was computed for, where Kubernetes takes the
+    /// re-read one: a spec change the sync never saw must not look observed (a Deployment
+    /// trusts `observedGeneration` when it reads the counts); the change's own event syncs
+    /// the ReplicaSet again.
     async fn write_status(
         &self,
         api: &Api<ReplicaSet>,
@@ -514,12 +545,26 @@ impl ReplicaSetController {
         if fresh.metadata.uid != rs.metadata.uid {
             return Ok(());
         }
-        let mut status = new_status;
-        status.observed_generation = fresh.metadata.generation.filter(|g| *g != 0);
-        fresh.status = Some(status);
+        fresh.status = Some(new_status);
         api.replace_status(name, &PostParams::default(), &fresh)
             .await?;
         Ok(())
+    }
+}
+
+/// What Kubernetes shows of a failed request: the server's message itself (`pods "web-x"
+/// is forbidden: ...`), without our reason/code prefix.
+fn api_message(e: &runtime::Error) -> String {
+    match e.status() {
+        Some(s) if !s.message.is_empty() => s.message.clone(),
+        _ => e.to_string(),
+    }
+}
+
+fn error_message(e: &Error) -> String {
+    match e {
+        Error::Api(e) => api_message(e),
+        other => other.to_string(),
     }
 }
 

@@ -6,6 +6,9 @@
 //! fails after one request instead of hundreds; [`pod_from_template`] builds the pod to
 //! create.
 
+use std::future::Future;
+
+use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -53,6 +56,29 @@ pub fn slow_start_batches(count: usize, initial: usize) -> Vec<usize> {
         size = (size * 2).min(remaining);
     }
     batches
+}
+
+/// Runs `call` `count` times in [`slow_start_batches`], each batch concurrently, and stops
+/// after the first batch in which a call failed (Kubernetes' `slowStartBatch`). Returns the
+/// results of the calls made; `count` minus their number were skipped.
+pub async fn slow_start<T, E, Fut>(
+    count: usize,
+    initial: usize,
+    mut call: impl FnMut() -> Fut,
+) -> Vec<Result<T, E>>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut results = Vec::with_capacity(count);
+    for batch in slow_start_batches(count, initial) {
+        let done = join_all((0..batch).map(|_| call())).await;
+        let failed = done.iter().any(Result::is_err);
+        results.extend(done);
+        if failed {
+            break;
+        }
+    }
+    results
 }
 
 /// The pod a ReplicaSet creates: the template's labels, annotations, finalizers and spec,
@@ -123,6 +149,36 @@ mod tests {
             let got = slow_start_batches(count, initial);
             assert_eq!(got, want, "count {count}, initial {initial}");
             assert_eq!(got.iter().sum::<usize>(), count);
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_start_stops_after_the_first_failing_batch() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // (count, the call number that fails, calls made, successes)
+        let cases = [
+            (10, None, 10, 10),
+            (10, Some(0), 1, 0),
+            // Batches 1, 2, 4, 3: call 2 is in the second batch, which still completes.
+            (10, Some(2), 3, 2),
+            (10, Some(4), 7, 6),
+            (10, Some(9), 10, 9),
+            (0, None, 0, 0),
+        ];
+        for (count, fail_at, calls, successes) in cases {
+            let n = AtomicUsize::new(0);
+            let results = slow_start(count, 1, || {
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                async move { if Some(i) == fail_at { Err(i) } else { Ok(i) } }
+            })
+            .await;
+            assert_eq!(
+                n.load(Ordering::SeqCst),
+                calls,
+                "count {count}, fail {fail_at:?}"
+            );
+            assert_eq!(results.len(), calls);
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), successes);
         }
     }
 

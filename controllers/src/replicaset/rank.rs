@@ -5,8 +5,8 @@
 //! 2. `Pending` before `Unknown` before `Running`;
 //! 3. not ready before ready;
 //! 4. lower `controller.kubernetes.io/pod-deletion-cost` before higher;
-//! 5. more pods of the same family (this ReplicaSet, or every ReplicaSet of the same
-//!    Deployment) on its node before fewer, so scale-down spreads what remains;
+//! 5. more active pods of the same family (those of every ReplicaSet of the same Deployment)
+//!    on its node before fewer, so scale-down spreads what remains;
 //! 6. ready for less time before longer;
 //! 7. more container restarts before fewer;
 //! 8. created later before earlier.
@@ -28,9 +28,9 @@ use runtime::objects::{is_pod_active, is_pod_ready, pod_ready_time};
 /// deletion cost, an int32; missing or invalid counts as 0).
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
-/// The `count` pods to delete among `pods`, least valuable first. `related` are the active
-/// and inactive pods of the whole family (used for the co-location rank); pass `pods` itself
-/// for a ReplicaSet without a controller.
+/// The `count` pods to delete among `pods`, least valuable first. `related` are the pods of
+/// the whole family, for the co-location rank (empty for a ReplicaSet without a controller:
+/// then no pod outranks another by its node).
 pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
     if count >= pods.len() {
         return pods.to_vec();
@@ -455,11 +455,11 @@ mod tests {
             v.iter().map(|p| p.metadata.name.clone().unwrap()).collect()
         };
         assert_eq!(
-            names(pods_to_delete(&pods, &pods, 4)),
+            names(pods_to_delete(&pods, &[], 4)),
             ["unscheduled", "pending", "not-ready", "young-ready"]
         );
-        assert_eq!(names(pods_to_delete(&pods, &pods, 9)).len(), 5);
-        assert!(pods_to_delete(&pods, &pods, 0).is_empty());
+        assert_eq!(names(pods_to_delete(&pods, &[], 9)).len(), 5);
+        assert!(pods_to_delete(&pods, &[], 0).is_empty());
         // Identical pods still order by uid, both ways round.
         let twin_a = build(&running("x", "n1"));
         let twin_b = build(&running("y", "n1"));
