@@ -722,3 +722,56 @@ async fn progress_deadline_then_fix_and_restart() {
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
 }
+
+/// A Deployment adopts an orphaned ReplicaSet it selects and, since that set runs its
+/// template, uses it as its current one instead of creating another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_an_orphaned_replica_set_running_its_template() {
+    let server = TestServer::start_server().await;
+    let c = client(&server);
+    let _fleet = fleet(&c).await;
+    let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let rss_api: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
+    let monitor = Monitor::start(&c, "adopt", Arc::new(|_, _, _| None)).await;
+    let orphan: ReplicaSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "adopt-old", "namespace": "default",
+                     "labels": {"app": "adopt", "pod-template-hash": "old"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "adopt", "pod-template-hash": "old"}},
+            "template": {
+                "metadata": {"labels": {"app": "adopt", "pod-template-hash": "old"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:v1"}]},
+            },
+        },
+    }))
+    .unwrap();
+    rss_api
+        .create(&PostParams::default(), &orphan)
+        .await
+        .expect("orphan");
+    let d = api
+        .create(
+            &PostParams::default(),
+            &deployment("adopt", 3, json!({"type": "RollingUpdate"}), "nginx:v1"),
+        )
+        .await
+        .expect("create");
+    wait_rolled_out(&api, monitor.pods.store(), "adopt", "nginx:v1").await;
+    let list = rss_api
+        .list(&ListParams::default().labels("app=adopt"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1, "no second set was created");
+    let rs = &list.items[0];
+    assert_eq!(rs.metadata.name.as_deref(), Some("adopt-old"));
+    let owner = runtime::objects::controller_of(&rs.metadata).expect("adopted");
+    assert_eq!(
+        (owner.kind.as_str(), Some(&owner.uid)),
+        ("Deployment", d.metadata.uid.as_ref())
+    );
+    assert_eq!(rs.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(revision(&rs.metadata).as_deref(), Some("1"));
+}

@@ -399,29 +399,25 @@ async fn run(ctx: Arc<Context>) {
         }
     });
 
-    // Recreate waits for old pods to be gone: a pod leaving (or finishing) may unblock it.
+    // Recreate waits for old pods to be gone: a pod leaving (or finishing) may unblock it
+    // (Kubernetes' `deletePod`; rolling Deployments do not care about single pods).
     let c = controller.clone();
     let rs_store = replica_sets.store().clone();
+    let d_store = deployments.store().clone();
     pods.add_handler(move |ev| {
+        let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone());
         let pod = match ev {
             Event::Deleted(p) => p,
-            Event::Updated { old, new }
-                if old.status.as_ref().and_then(|s| s.phase.as_ref())
-                    != new.status.as_ref().and_then(|s| s.phase.as_ref()) =>
-            {
-                new
-            }
+            Event::Updated { old, new } if phase(old) != phase(new) => new,
             _ => return,
         };
-        let Some(r) = controller_of(&pod.metadata) else {
+        let Some(r) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else {
             return;
         };
-        if r.kind != "ReplicaSet" {
-            return;
-        }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         if let Some(rs) = rs_store.get_namespaced(ns, &r.name)
             && let Some(k) = owner_key(&rs)
+            && d_store.get(&k).is_some_and(|d| sets::is_recreate(&d))
         {
             c.queue().add(k);
         }
