@@ -127,7 +127,7 @@ impl DeploymentReconciler {
         );
         let mut d = (*d).clone();
         if progress::progress_deadline(&d).is_some() {
-            let now = jiff::Timestamp::now();
+            let now = now_seconds();
             let cond = progress::new_condition(
                 progress::PROGRESSING,
                 "False",
@@ -219,7 +219,11 @@ impl Reconciler for DeploymentReconciler {
             }
             Action::Create(rs) => match self.rs_api(ns).create(&PostParams::default(), &rs).await {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_already_exists() => Err(e),
+                // A name taken meanwhile is re-planned from the cache; a terminating namespace
+                // (403) is not the Deployment's failure.
+                Err(e) if e.is_already_exists() || e.status().is_some_and(|s| s.code == 403) => {
+                    Err(e)
+                }
                 Err(e) => {
                     self.report_create_failure(key, &rs, &e).await;
                     Err(e)

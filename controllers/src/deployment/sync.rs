@@ -104,7 +104,9 @@ pub fn plan(obs: &Observed) -> Vec<Action> {
     let Some(d) = obs.deployment.as_deref() else {
         return Vec::new();
     };
-    if let Some(claims) = &obs.unsettled
+    // An empty selector would claim every ReplicaSet of the namespace: only warn about it.
+    if !selects_everything(d)
+        && let Some(claims) = &obs.unsettled
         && !claims.is_settled()
     {
         return vec![Action::Claim(claims.clone())];
@@ -1056,7 +1058,17 @@ mod tests {
     fn an_empty_selector_only_warns() {
         let mut d = deployment(1, json!(1), json!(0));
         d.spec.as_mut().unwrap().selector = Default::default();
-        let actions = plan(&observed(d, vec![]));
+        let mut obs = observed(d, vec![]);
+        obs.unsettled = Some(Claims {
+            owned: vec![],
+            adopt: vec![Arc::new(rs("orphan", 1, 1, 1))],
+            release: vec![],
+        });
+        let actions = plan(&obs);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Claim(_))),
+            "adopts nothing"
+        );
         assert!(events(&actions)[0].contains("selecting all pods"));
         assert!(scaled(&actions).is_empty());
     }
