@@ -1055,6 +1055,34 @@ mod tests {
     }
 
     #[test]
+    fn existing_sets_follow_the_deployment_and_deleting_only_reports() {
+        let mut d = deployment(2, json!(1), json!(0));
+        d.spec.as_mut().unwrap().min_ready_seconds = Some(5);
+        d.metadata.annotations = Some(
+            [
+                (REVISION.to_string(), "1".to_string()),
+                ("team".to_string(), "a".to_string()),
+            ]
+            .into(),
+        );
+        let cur = owned(rs("v1", 1, 2, 2), "1", 2, 3);
+        let actions = plan(&observed(d.clone(), vec![cur.clone()]));
+        let Some(Action::Update(u)) = actions.first() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(u.spec.as_ref().unwrap().min_ready_seconds, Some(5));
+        assert_eq!(sets::annotation(u, "team"), Some("a"));
+        assert_eq!(sets::annotation(u, REVISION), Some("1"), "no new revision");
+
+        // Being deleted: status only, no scaling even though replicas changed.
+        d.metadata.deletion_timestamp = cur.metadata.creation_timestamp.clone();
+        d.spec.as_mut().unwrap().replicas = Some(7);
+        let actions = plan(&observed(d, vec![cur]));
+        assert!(scaled(&actions).iter().all(|(_, n)| *n == 2), "{actions:?}");
+        assert!(new_status(&actions).is_some());
+    }
+
+    #[test]
     fn an_empty_selector_only_warns() {
         let mut d = deployment(1, json!(1), json!(0));
         d.spec.as_mut().unwrap().selector = Default::default();
