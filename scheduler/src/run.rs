@@ -394,9 +394,7 @@ impl Inner {
                 if let Err(e) = self.recorder.mark_unschedulable(&pod, &message).await {
                     debug!(error = %e, "could not set PodScheduled=False");
                 }
-                if let Err(e) = self.recorder.failed_scheduling(&pod, &message).await {
-                    debug!(error = %e, "could not record FailedScheduling");
-                }
+                self.recorder.failed_scheduling(&pod, &message).await;
             }
         }
     }
@@ -433,9 +431,7 @@ impl Inner {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.lock().parked.remove(key);
                 debug!(%node, "bound");
-                if let Err(e) = self.recorder.scheduled(pod, node).await {
-                    debug!(error = %e, "could not record Scheduled");
-                }
+                self.recorder.scheduled(pod, node).await;
             }
             Err(e) => {
                 self.lock().snapshot.remove_pod(key);
