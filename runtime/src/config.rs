@@ -219,6 +219,16 @@ pub struct Pem {
     pub bytes: Vec<u8>,
 }
 
+impl std::fmt::Debug for Pem {
+    /// Only the source and size: key material must not end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pem")
+            .field("source", &self.source)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
 /// TLS material from the kubeconfig, PEM-encoded; turned into a rustls configuration by
 /// [`crate::tls::client_config`] when the server is `https://`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -716,5 +726,36 @@ current-context: other
         };
         let err = load_with_env(&opts, no_env).unwrap_err();
         assert!(err.to_string().contains(&p.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn pem_debug_hides_the_bytes() {
+        let p = Pem {
+            source: "client-key-data".into(),
+            bytes: b"SECRET".to_vec(),
+        };
+        let text = format!("{p:?}");
+        assert!(
+            text.contains("client-key-data") && !text.contains("SECRET"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn credentials_become_one_authorization_header() {
+        let basic = Auth::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        for (auth, want) in [
+            (Auth::None, None),
+            (Auth::Bearer("t0k".into()), Some("Bearer t0k")),
+            (basic, Some("Basic dTpw")),
+        ] {
+            assert_eq!(auth.header_value().as_deref(), want);
+        }
+        let mut c = Config::from_url("http://127.0.0.1:1");
+        c.auth = Auth::Bearer("line\nbreak".into());
+        assert!(matches!(c.http_client(), Err(Error::Config(m)) if m.contains("HTTP header")));
     }
 }
