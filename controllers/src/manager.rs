@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use runtime::Client;
 use runtime::informer::{InformerConfig, SharedInformerFactory};
-use runtime::leader::{LeaderElectionConfig, LeaderElector, LeaderState, lost};
+use runtime::leader::{Candidate, LeaderElectionConfig, lost};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -73,27 +73,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> runtime::Result<()> {
     tokio::pin!(shutdown);
-    let elector = match &config.leader_election {
-        Some(le) => Some(LeaderElector::spawn(client.clone(), le.clone())?),
-        None => None,
-    };
+    let candidate = Candidate::new(client.clone(), config.leader_election.clone())?;
     loop {
-        let leading = match &elector {
-            Some(el) => {
-                let mut rx = el.state();
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    r = rx.wait_for(|s| matches!(s, LeaderState::Leading { .. })) => {
-                        if r.is_err() {
-                            return Err(runtime::Error::ShutDown);
-                        }
-                    }
-                }
-                info!(identity = %config.identity, "became leader; starting controllers");
-                Some(el.state())
-            }
-            None => None,
+        let leading = tokio::select! {
+            _ = &mut shutdown => break,
+            r = candidate.acquire() => r?,
         };
+        if leading.is_some() {
+            info!(identity = %config.identity, "became leader; starting controllers");
+        }
         let mut term = start_term(&client, &config);
         tokio::select! {
             _ = &mut shutdown => { term.shutdown().await; break; }
@@ -103,9 +91,7 @@ pub async fn run(
             }
         }
     }
-    if let Some(el) = elector {
-        el.release().await;
-    }
+    candidate.release().await;
     Ok(())
 }
 

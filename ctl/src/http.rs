@@ -2,8 +2,8 @@
 //!
 //! `runtime::Client` always asks for `application/json`; kubectl's tables need the
 //! `as=Table` Accept header (for lists and for watch streams), so skiffctl sends its own
-//! requests with the same base URL and credentials `runtime::config` resolved, and decodes
-//! failures into the server's `Status` the same way.
+//! requests over the HTTP client `runtime::config` builds (same TLS and credentials), and
+//! decodes failures into the server's `Status` the same way.
 
 use futures::StreamExt;
 use runtime::config::{Auth, Config};
@@ -21,7 +21,6 @@ pub const JSON: &str = "application/json";
 pub struct Http {
     http: reqwest::Client,
     base: String,
-    auth: Option<String>,
     /// The namespace of the context (or `--namespace`).
     pub namespace: String,
     /// `host:port` for kubectl's connection-refused message.
@@ -29,21 +28,13 @@ pub struct Http {
 }
 
 impl Http {
+    /// Connects the way every Skiff client does ([`Config::http_client`]: TLS from the
+    /// kubeconfig, credentials as a default header); only the Accept headers are skiffctl's.
     pub fn new(config: Config) -> Result<Self> {
-        if config.server.starts_with("https://") {
-            return Err(runtime::Error::TlsUnsupported(config.server).into());
+        if let Auth::Basic { .. } = &config.auth {
+            return Err(CtlError::local("basic authentication is not supported"));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| CtlError::local(e.to_string()))?;
-        let auth = match &config.auth {
-            Auth::None => None,
-            Auth::Bearer(t) => Some(format!("Bearer {t}")),
-            Auth::Basic { .. } => {
-                return Err(CtlError::local("basic authentication is not supported"));
-            }
-        };
+        let http = config.http_client()?;
         let host = config
             .server
             .split("://")
@@ -54,14 +45,16 @@ impl Http {
         Ok(Http {
             http,
             base: config.server,
-            auth,
             namespace: config.namespace,
             host,
         })
     }
 
     fn connect_error(&self, e: reqwest::Error) -> CtlError {
-        if e.is_connect() {
+        // A refused certificate is also a "connect" error to reqwest; say what kubectl says.
+        if let Some(reason) = runtime::tls::handshake_failure(&e) {
+            CtlError::Local(format!("Unable to connect to the server: {reason}"))
+        } else if e.is_connect() {
             CtlError::Local(format!(
                 "The connection to the server {} was refused - did you specify the right host or port?",
                 self.host
@@ -87,9 +80,6 @@ impl Http {
             .header("accept", accept);
         if let Some(t) = timeout {
             rb = rb.timeout(t);
-        }
-        if let Some(a) = &self.auth {
-            rb = rb.header("authorization", a);
         }
         if let Some((ct, b)) = body {
             rb = rb.header("content-type", ct).body(b);

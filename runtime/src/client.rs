@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{debug, trace};
 
-use crate::config::{Auth, Config, LoadOptions};
+use crate::config::{Config, LoadOptions};
 use crate::error::{Error, Result, Status};
 use crate::request::{
     DeleteParams, ListParams, Method, Patch, PatchParams, PostParams, Request, RequestBuilder,
@@ -27,47 +27,23 @@ use crate::request::{
 
 /// How long a non-watch request may take before it is abandoned.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long establishing a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection to one API server. Cheap to clone (connections are pooled and shared).
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    auth: Option<String>,
     namespace: String,
 }
 
 impl Client {
-    /// Builds a client from a resolved [`Config`].
-    ///
-    /// Only `http://` servers are supported for now; an `https://` server is refused with
-    /// [`Error::TlsUnsupported`] rather than silently connecting without verification.
+    /// Builds a client from a resolved [`Config`]: `http://` or `https://` with the
+    /// kubeconfig's CA, client certificate and credentials (see [`Config::http_client`]).
     pub fn new(config: Config) -> Result<Self> {
-        if config.server.starts_with("https://") {
-            return Err(Error::TlsUnsupported(config.server));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()?;
-        let auth = match &config.auth {
-            Auth::None => None,
-            Auth::Bearer(t) => Some(format!("Bearer {t}")),
-            Auth::Basic { username, password } => {
-                use base64::Engine;
-                let raw = format!("{username}:{password}");
-                Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))
-            }
-        };
+        let http = config.http_client()?;
         Ok(Client {
             http,
             base: config.server,
-            auth,
             namespace: config.namespace,
         })
     }
@@ -104,16 +80,13 @@ impl Client {
         if let Some(t) = timeout {
             rb = rb.timeout(t);
         }
-        if let Some(a) = &self.auth {
-            rb = rb.header("authorization", a);
-        }
         if let Some(ct) = req.content_type {
             rb = rb.header("content-type", ct);
         }
         if let Some(body) = req.body {
             rb = rb.body(body);
         }
-        let resp = rb.send().await?;
+        let resp = rb.send().await.map_err(Error::from_transport)?;
         let code = resp.status();
         if code.is_success() {
             return Ok(resp);
@@ -127,7 +100,7 @@ impl Client {
     /// Sends a request and decodes the JSON answer.
     pub async fn request<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
         let resp = self.send(req, Some(REQUEST_TIMEOUT)).await?;
-        let body = resp.bytes().await?;
+        let body = resp.bytes().await.map_err(Error::from_transport)?;
         Ok(serde_json::from_slice(&body)?)
     }
 
@@ -439,13 +412,6 @@ mod tests {
         assert!(Error::Api(Box::new(s)).is_gone());
         let conflict = Error::Api(Box::new(decode_status(409, b"{}")));
         assert!(conflict.is_conflict());
-    }
-
-    #[test]
-    fn https_is_refused_clearly() {
-        let err = Client::new(Config::from_url("https://127.0.0.1:6443")).unwrap_err();
-        assert!(matches!(err, Error::TlsUnsupported(_)));
-        assert!(err.to_string().contains("https"));
     }
 
     #[tokio::test]

@@ -209,15 +209,36 @@ pub enum Auth {
     },
 }
 
-/// TLS material from the kubeconfig, PEM-encoded.
+/// PEM bytes and the kubeconfig field (and file) they came from, so a bad certificate or
+/// key is reported by the name the user wrote.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pem {
+    /// `certificate-authority-data`, or `certificate-authority /path/ca.crt`.
+    pub source: String,
+    /// The PEM text.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Pem {
+    /// Only the source and size: key material must not end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pem")
+            .field("source", &self.source)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// TLS material from the kubeconfig, PEM-encoded; turned into a rustls configuration by
+/// [`crate::tls::client_config`] when the server is `https://`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsConfig {
-    /// CA bundle to trust.
-    pub ca_pem: Option<Vec<u8>>,
+    /// CA bundle to trust (instead of the system's roots).
+    pub ca: Option<Pem>,
     /// Client certificate chain.
-    pub client_cert_pem: Option<Vec<u8>>,
+    pub client_cert: Option<Pem>,
     /// Client private key.
-    pub client_key_pem: Option<Vec<u8>>,
+    pub client_key: Option<Pem>,
     /// Skip verification of the server certificate.
     pub insecure: bool,
     /// Server name to verify against, when it differs from the URL's host.
@@ -248,6 +269,48 @@ impl Config {
             auth: Auth::None,
             tls: TlsConfig::default(),
             context: None,
+        }
+    }
+
+    /// The HTTP client every Skiff program talks to this server with: TLS from the
+    /// kubeconfig for `https://` servers and the credentials as a default `Authorization`
+    /// header. Shared so the runtime [`crate::Client`] and `skiffctl`'s own HTTP layer cannot
+    /// drift apart in how they connect.
+    pub fn http_client(&self) -> Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        if self.server.starts_with("https://") {
+            builder = builder.use_preconfigured_tls(crate::tls::client_config(&self.tls)?);
+        }
+        if let Some(value) = self.auth.header_value() {
+            let mut value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                Error::Config(
+                    "the credentials contain characters not allowed in an HTTP header".into(),
+                )
+            })?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// How long establishing a connection (TCP and TLS) may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Auth {
+    /// The `Authorization` header value, if any.
+    pub fn header_value(&self) -> Option<String> {
+        match self {
+            Auth::None => None,
+            Auth::Bearer(t) => Some(format!("Bearer {t}")),
+            Auth::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
         }
     }
 }
@@ -374,7 +437,7 @@ pub fn from_kubeconfig(kc: &Kubeconfig, opts: &LoadOptions) -> Result<Config> {
         config.namespace = ns;
     }
     if let Some(c) = cluster {
-        config.tls.ca_pem = data_or_file(
+        config.tls.ca = data_or_file(
             "certificate-authority",
             &c.certificate_authority_data,
             &c.certificate_authority,
@@ -383,12 +446,12 @@ pub fn from_kubeconfig(kc: &Kubeconfig, opts: &LoadOptions) -> Result<Config> {
         config.tls.server_name = c.tls_server_name.clone();
     }
     if let Some(u) = user {
-        config.tls.client_cert_pem = data_or_file(
+        config.tls.client_cert = data_or_file(
             "client-certificate",
             &u.client_certificate_data,
             &u.client_certificate,
         )?;
-        config.tls.client_key_pem = data_or_file("client-key", &u.client_key_data, &u.client_key)?;
+        config.tls.client_key = data_or_file("client-key", &u.client_key_data, &u.client_key)?;
         config.auth = if let Some(t) = u.token.clone().filter(|t| !t.is_empty()) {
             Auth::Bearer(t)
         } else if let Some(f) = &u.token_file {
@@ -425,21 +488,27 @@ fn apply_overrides(config: &mut Config, opts: &LoadOptions) -> Result<()> {
 }
 
 /// A `*-data` field (base64) wins over its file counterpart, as in kubectl.
-fn data_or_file(
-    field: &str,
-    data: &Option<String>,
-    file: &Option<String>,
-) -> Result<Option<Vec<u8>>> {
+fn data_or_file(field: &str, data: &Option<String>, file: &Option<String>) -> Result<Option<Pem>> {
     if let Some(d) = data.as_deref().filter(|d| !d.is_empty()) {
         let cleaned: String = d.chars().filter(|c| !c.is_whitespace()).collect();
         return base64::engine::general_purpose::STANDARD
             .decode(cleaned)
-            .map(Some)
+            .map(|bytes| {
+                Some(Pem {
+                    source: format!("{field}-data"),
+                    bytes,
+                })
+            })
             .map_err(|e| Error::Config(format!("{field}-data is not valid base64: {e}")));
     }
     if let Some(f) = file.as_deref().filter(|f| !f.is_empty()) {
         return std::fs::read(f)
-            .map(Some)
+            .map(|bytes| {
+                Some(Pem {
+                    source: format!("{field} {f}"),
+                    bytes,
+                })
+            })
             .map_err(|e| Error::Config(format!("cannot read {field} {f}: {e}")));
     }
     Ok(None)
@@ -540,9 +609,19 @@ current-context: other
         assert_eq!(c.server, "https://10.0.0.1:6443");
         assert_eq!(c.namespace, "default");
         assert_eq!(c.auth, Auth::Bearer("s3cret".into()));
-        assert_eq!(c.tls.ca_pem.as_deref(), Some(&b"CA-PEM"[..]));
-        assert_eq!(c.tls.client_cert_pem.as_deref(), Some(&b"CERT"[..]));
-        assert_eq!(c.tls.client_key_pem.as_deref(), Some(&b"KEY"[..]));
+        let pem = |p: &Option<Pem>| p.as_ref().map(|p| (p.source.clone(), p.bytes.clone()));
+        assert_eq!(
+            pem(&c.tls.ca),
+            Some(("certificate-authority-data".into(), b"CA-PEM".to_vec()))
+        );
+        assert_eq!(
+            pem(&c.tls.client_cert),
+            Some(("client-certificate-data".into(), b"CERT".to_vec()))
+        );
+        assert_eq!(
+            pem(&c.tls.client_key),
+            Some(("client-key-data".into(), b"KEY".to_vec()))
+        );
     }
 
     #[test]
@@ -647,5 +726,36 @@ current-context: other
         };
         let err = load_with_env(&opts, no_env).unwrap_err();
         assert!(err.to_string().contains(&p.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn pem_debug_hides_the_bytes() {
+        let p = Pem {
+            source: "client-key-data".into(),
+            bytes: b"SECRET".to_vec(),
+        };
+        let text = format!("{p:?}");
+        assert!(
+            text.contains("client-key-data") && !text.contains("SECRET"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn credentials_become_one_authorization_header() {
+        let basic = Auth::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        for (auth, want) in [
+            (Auth::None, None),
+            (Auth::Bearer("t0k".into()), Some("Bearer t0k")),
+            (basic, Some("Basic dTpw")),
+        ] {
+            assert_eq!(auth.header_value().as_deref(), want);
+        }
+        let mut c = Config::from_url("http://127.0.0.1:1");
+        c.auth = Auth::Bearer("line\nbreak".into());
+        assert!(matches!(c.http_client(), Err(Error::Config(m)) if m.contains("HTTP header")));
     }
 }

@@ -37,12 +37,15 @@ pub enum Error {
         message: String,
     },
     /// The kubeconfig is readable but does not describe a usable cluster: unknown context,
-    /// cluster or user, no server URL, bad base64 in a `*-data` field.
+    /// cluster or user, no server URL, bad base64 in a `*-data` field, unreadable or
+    /// malformed certificates and keys (the message names the field).
     #[error("invalid kubeconfig: {0}")]
     Config(String),
-    /// An `https://` server was configured but this build only speaks plain HTTP.
-    #[error("server {0} uses https, but the Skiff runtime client only supports plain http for now")]
-    TlsUnsupported(String),
+    /// The TLS handshake failed: the server's certificate was not trusted, or the server
+    /// refused the client certificate. Kept apart from [`Error::Http`] because retrying does
+    /// not help; the kubeconfig has to change.
+    #[error("TLS handshake with the API server failed: {0}")]
+    Tls(String),
     /// The queue, informer or elector was shut down while the caller waited on it.
     #[error("shut down")]
     ShutDown,
@@ -105,6 +108,17 @@ impl Error {
             Error::Http(_) => true,
             Error::Api(s) => s.code == 429 || s.code >= 500,
             _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// Classifies a transport failure: a TLS rejection becomes [`Error::Tls`] with the
+    /// reason spelled out (reqwest's own message hides it), anything else [`Error::Http`].
+    pub fn from_transport(e: reqwest::Error) -> Self {
+        match crate::tls::handshake_failure(&e) {
+            Some(reason) => Error::Tls(reason),
+            None => Error::Http(e),
         }
     }
 }

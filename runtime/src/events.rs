@@ -96,6 +96,12 @@ impl EventRecorder {
         &self.component
     }
 
+    /// Forgets the Events written about the object with this uid (it was deleted), so the
+    /// correlation memory does not grow with churn.
+    pub fn forget(&self, uid: &str) {
+        self.lock().retain(|(object, ..), _| object != uid);
+    }
+
     /// Records a `Normal` Event about `object`.
     pub async fn normal(&self, object: &ObjectReference, reason: &str, message: &str) {
         self.record(object, EventType::Normal, reason, message)

@@ -154,6 +154,45 @@ pub enum LeaderState {
     },
 }
 
+/// A component that may or may not run under election: the loop shape the scheduler and
+/// the controller manager share. [`Candidate::acquire`] waits for a term (at once without
+/// election), [`lost`] on its result tells when the term ends, [`Candidate::release`] steps
+/// down at shutdown.
+pub struct Candidate {
+    elector: Option<LeaderElector>,
+}
+
+impl Candidate {
+    /// Competes for the Lease of `config`, or leads unconditionally when it is `None`.
+    pub fn new(client: Client, config: Option<LeaderElectionConfig>) -> Result<Self> {
+        let elector = match config {
+            Some(c) => Some(LeaderElector::spawn(client, c)?),
+            None => None,
+        };
+        Ok(Candidate { elector })
+    }
+
+    /// Waits until this candidate leads; returns the state to pass to [`lost`] (`None`
+    /// without election, where the term never ends).
+    pub async fn acquire(&self) -> Result<Option<watch::Receiver<LeaderState>>> {
+        let Some(el) = &self.elector else {
+            return Ok(None);
+        };
+        let mut rx = el.state();
+        rx.wait_for(|s| matches!(s, LeaderState::Leading { .. }))
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        Ok(Some(el.state()))
+    }
+
+    /// Stops competing, handing the Lease back if held.
+    pub async fn release(self) {
+        if let Some(el) = self.elector {
+            el.release().await;
+        }
+    }
+}
+
 /// Completes when the leadership seen through `state` is lost: the elector says so, or
 /// the term lapses unrenewed. Never completes for `None` (running without election).
 pub async fn lost(state: Option<watch::Receiver<LeaderState>>) {

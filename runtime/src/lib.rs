@@ -1,8 +1,8 @@
 //! Shared pieces of Skiff.
 //!
 //! Layered like kube-rs: [`request`] builds requests without I/O, [`config`] finds the
-//! server, [`client`] talks HTTP, and [`informer`], [`queue`], [`controller`] and [`leader`]
-//! are the watch machinery every component runs on. [`objects`] and [`selector`] are helpers
+//! server, [`tls`] secures the connection to it, [`client`] talks HTTP, and [`informer`],
+//! [`queue`], [`controller`] and [`leader`] are the watch machinery every component runs on. [`objects`] and [`selector`] are helpers
 //! for the API objects themselves.
 
 pub mod client;
@@ -16,6 +16,7 @@ pub mod objects;
 pub mod queue;
 pub mod request;
 pub mod selector;
+pub mod tls;
 
 pub use client::{Api, Client, DeleteOutcome, WatchStream};
 pub use error::{Error, Result, Status};

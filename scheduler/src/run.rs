@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use runtime::informer::{Event, Informer, InformerConfig};
-use runtime::leader::{LeaderElectionConfig, LeaderElector, LeaderState, lost};
+use runtime::leader::{Candidate, LeaderElectionConfig, LeaderState, lost};
 use runtime::queue::{Backoff, WorkQueue};
 use runtime::request::RequestBuilder;
 use runtime::{Api, Client, ListParams, PostParams, ResourceInfo};
@@ -119,27 +119,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> runtime::Result<()> {
     tokio::pin!(shutdown);
-    let elector = match &config.leader_election {
-        Some(le) => Some(LeaderElector::spawn(client.clone(), le.clone())?),
-        None => None,
-    };
+    let candidate = Candidate::new(client.clone(), config.leader_election.clone())?;
     loop {
-        let leading = match &elector {
-            Some(el) => {
-                let mut rx = el.state();
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    r = rx.wait_for(|s| matches!(s, LeaderState::Leading { .. })) => {
-                        if r.is_err() {
-                            return Err(runtime::Error::ShutDown);
-                        }
-                    }
-                }
-                info!(identity = %config.identity, "became leader; scheduling");
-                Some(el.state())
-            }
-            None => None,
+        let leading = tokio::select! {
+            _ = &mut shutdown => break,
+            r = candidate.acquire() => r?,
         };
+        if leading.is_some() {
+            info!(identity = %config.identity, "became leader; scheduling");
+        }
         let session = Session::start(client.clone(), &config, leading.clone(), stats.clone());
         let synced = tokio::select! {
             _ = &mut shutdown => { session.stop().await; break; }
@@ -159,9 +147,7 @@ pub async fn run(
             }
         }
     }
-    if let Some(el) = elector {
-        el.release().await;
-    }
+    candidate.release().await;
     Ok(())
 }
 
@@ -408,9 +394,7 @@ impl Inner {
                 if let Err(e) = self.recorder.mark_unschedulable(&pod, &message).await {
                     debug!(error = %e, "could not set PodScheduled=False");
                 }
-                if let Err(e) = self.recorder.failed_scheduling(&pod, &message).await {
-                    debug!(error = %e, "could not record FailedScheduling");
-                }
+                self.recorder.failed_scheduling(&pod, &message).await;
             }
         }
     }
@@ -447,9 +431,7 @@ impl Inner {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.lock().parked.remove(key);
                 debug!(%node, "bound");
-                if let Err(e) = self.recorder.scheduled(pod, node).await {
-                    debug!(error = %e, "could not record Scheduled");
-                }
+                self.recorder.scheduled(pod, node).await;
             }
             Err(e) => {
                 self.lock().snapshot.remove_pod(key);

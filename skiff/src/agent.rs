@@ -1,9 +1,6 @@
 //! `skiff agent --runtime simulated`: a fleet of hollow nodes in one process.
 
-use std::path::PathBuf;
-
 use kubelet::simulated::{Fleet, FleetConfig};
-use runtime::Client;
 
 /// Container runtimes the agent can drive.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,12 +12,8 @@ pub enum RuntimeKind {
 /// Flags of `skiff agent`.
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
-    /// API server URL.
-    #[arg(long)]
-    server: Option<String>,
-    /// Kubeconfig to reach the API server with.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    client: crate::kubeconfig::ClientFlags,
     /// Container runtime (only `simulated` exists so far).
     #[arg(long, value_enum)]
     runtime: RuntimeKind,
@@ -37,12 +30,7 @@ pub struct AgentArgs {
 
 /// Runs the fleet until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
-    let opts = runtime::config::LoadOptions {
-        kubeconfig: args.kubeconfig,
-        server: args.server,
-        ..Default::default()
-    };
-    let client = Client::new(runtime::config::load(&opts)?)?;
+    let client = args.client.client()?;
     match args.runtime {
         RuntimeKind::Simulated => {
             let fleet = Fleet::start(

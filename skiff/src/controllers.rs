@@ -1,6 +1,5 @@
 //! `skiff controllers` (standalone) and the controller manager inside `skiff server`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use controllers::{ControllerSettings, ManagerConfig};
@@ -41,12 +40,8 @@ impl ControllerFlags {
 /// Flags of `skiff controllers`.
 #[derive(clap::Args, Debug)]
 pub struct ControllersArgs {
-    /// Kubeconfig to reach the API server with (else KUBECONFIG / ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// API server URL, overriding the kubeconfig's.
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    client: crate::kubeconfig::ClientFlags,
     /// Identity in the leader Lease (default: host name plus a random suffix).
     #[arg(long)]
     identity: Option<String>,
@@ -56,12 +51,7 @@ pub struct ControllersArgs {
 
 /// Runs the controller manager until SIGTERM/SIGINT.
 pub async fn run(args: ControllersArgs) -> Result<(), runtime::Error> {
-    let opts = runtime::config::LoadOptions {
-        kubeconfig: args.kubeconfig,
-        server: args.server,
-        ..Default::default()
-    };
-    let client = Client::new(runtime::config::load(&opts)?)?;
+    let client = args.client.client()?;
     let identity = args.identity.unwrap_or_else(default_identity);
     controllers::run(
         client,

@@ -46,3 +46,26 @@ mod tests {
         assert!(k.contains("current-context: skiff"));
     }
 }
+
+/// How a component (scheduler, controllers, agent) finds the API server.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientFlags {
+    /// Kubeconfig to reach the API server with (else KUBECONFIG / ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// API server URL, overriding the kubeconfig's.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+impl ClientFlags {
+    /// A client configured from these flags, the kubeconfig and the environment.
+    pub fn client(&self) -> Result<runtime::Client, runtime::Error> {
+        let opts = runtime::config::LoadOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            server: self.server.clone(),
+            ..Default::default()
+        };
+        runtime::Client::new(runtime::config::load(&opts)?)
+    }
+}

@@ -1,6 +1,5 @@
 //! `skiff scheduler` (standalone) and the scheduler task inside `skiff server`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use runtime::Client;
@@ -9,12 +8,8 @@ use scheduler::run::{RunConfig, Stats, default_identity};
 /// Flags of `skiff scheduler`.
 #[derive(clap::Args, Debug)]
 pub struct SchedulerArgs {
-    /// Kubeconfig to reach the API server with (else KUBECONFIG / ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// API server URL, overriding the kubeconfig's.
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    client: crate::kubeconfig::ClientFlags,
     /// Identity in the leader Lease (default: host name plus a random suffix).
     #[arg(long)]
     identity: Option<String>,
@@ -22,12 +17,7 @@ pub struct SchedulerArgs {
 
 /// Runs the scheduler until SIGTERM/SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<(), runtime::Error> {
-    let opts = runtime::config::LoadOptions {
-        kubeconfig: args.kubeconfig,
-        server: args.server,
-        ..Default::default()
-    };
-    let client = Client::new(runtime::config::load(&opts)?)?;
+    let client = args.client.client()?;
     let identity = args.identity.unwrap_or_else(default_identity);
     scheduler::run::run(
         client,

@@ -259,10 +259,11 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
     );
 }
 
-/// One node with room for 3 pods: an RS of 5 has 3 Running and 2 unschedulable. Scaling to
-/// 2 deletes the 2 unscheduled pods first and then one running pod.
+/// One node with room for 3 pods: an RS of 5 has 3 Running and 2 unschedulable; one running
+/// pod is then reported not ready. Scaling to 1 deletes the 2 unscheduled pods, then the not
+/// ready one, then one of the two ready ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_down_deletes_unscheduled_pods_first() {
+async fn scale_down_deletes_unscheduled_and_not_ready_pods_first() {
     let server = TestServer::start_server().await;
     let c = client(&server);
     let _fleet = fleet(&c, "small-", 1, "3").await;
@@ -274,7 +275,7 @@ async fn scale_down_deletes_unscheduled_pods_first() {
         .expect("create replicaset");
     wait_status(&rss, "db", 5, 3, 3).await;
     let before = active_pods(&pods, "db").await.unwrap();
-    let running: BTreeSet<String> = before
+    let mut running: BTreeSet<String> = before
         .iter()
         .filter(|p| phase(p) == "Running")
         .map(name)
@@ -285,24 +286,36 @@ async fn scale_down_deletes_unscheduled_pods_first() {
         .map(name)
         .collect();
     assert_eq!((running.len(), unscheduled.len()), (3, 2));
+    // A readiness probe fails on one of them (the simulated node leaves running pods be).
+    let sick = running.pop_first().unwrap();
+    pods.patch_status(
+        &sick,
+        &PatchParams::default(),
+        &Patch::Strategic(
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+        ),
+    )
+    .await
+    .expect("mark not ready");
+    wait_status(&rss, "db", 5, 2, 2).await;
 
-    server.kubectl(&["scale", "rs", "db", "--replicas=2"]).ok();
-    wait_status(&rss, "db", 2, 2, 2).await;
-    let after: BTreeSet<String> = wait_for("2 pods left", WAIT, || async {
+    server.kubectl(&["scale", "rs", "db", "--replicas=1"]).ok();
+    wait_status(&rss, "db", 1, 1, 1).await;
+    let after: BTreeSet<String> = wait_for("1 pod left", WAIT, || async {
         let now = active_pods(&pods, "db").await?;
-        (now.len() == 2).then(|| now.iter().map(name).collect())
+        (now.len() == 1).then(|| now.iter().map(name).collect())
     })
     .await;
     assert!(
         after.is_subset(&running),
-        "the survivors {after:?} must be among the running pods {running:?}"
+        "the survivor {after:?} must be one of the ready pods {running:?}"
     );
-    let deleted = wait_for("3 SuccessfulDelete Events", WAIT, || async {
+    let deleted = wait_for("4 SuccessfulDelete Events", WAIT, || async {
         let m = event_messages(&c, "db", "SuccessfulDelete").await;
-        (m.len() == 3).then_some(m)
+        (m.len() == 4).then_some(m)
     })
     .await;
-    for u in &unscheduled {
+    for u in unscheduled.iter().chain([&sick]) {
         assert!(
             deleted.contains(&format!("Deleted pod: {u}")),
             "{u} not deleted: {deleted:?}"

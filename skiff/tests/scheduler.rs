@@ -317,10 +317,22 @@ async fn two_schedulers_one_leader_and_failover() {
     let first: Vec<String> = (0..40).map(|i| format!("ha-a-{i}")).collect();
     create_pods(&pods, &first, "10m").await;
     wait_bound(&pods, &first, Duration::from_secs(60)).await;
-    let (ba, bb) = (
-        sa.bound.load(Ordering::Relaxed),
-        sb.bound.load(Ordering::Relaxed),
-    );
+    // A binding shows in the API before the scheduler has read its answer and counted it.
+    let counted = || {
+        (
+            sa.bound.load(Ordering::Relaxed),
+            sb.bound.load(Ordering::Relaxed),
+        )
+    };
+    let (ba, bb) = wait_for(
+        "the bindings to be counted",
+        Duration::from_secs(10),
+        || {
+            let (ba, bb) = counted();
+            std::future::ready((ba + bb >= 40).then_some((ba, bb)))
+        },
+    )
+    .await;
     assert_eq!(ba + bb, 40, "every pod bound exactly once (a={ba}, b={bb})");
     assert!(
         ba == 0 || bb == 0,
@@ -338,6 +350,15 @@ async fn two_schedulers_one_leader_and_failover() {
     let second: Vec<String> = (0..20).map(|i| format!("ha-b-{i}")).collect();
     create_pods(&pods, &second, "10m").await;
     wait_bound(&pods, &second, Duration::from_secs(60)).await;
+    wait_for(
+        "the survivor's bindings to be counted",
+        Duration::from_secs(10),
+        || {
+            let n = survivor_stats.bound.load(Ordering::Relaxed) - survivor_before;
+            std::future::ready((n >= 20).then_some(()))
+        },
+    )
+    .await;
     assert_eq!(
         survivor_stats.bound.load(Ordering::Relaxed) - survivor_before,
         20,

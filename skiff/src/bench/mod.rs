@@ -11,10 +11,12 @@
 //! free loopback ports in a temp dir (or taken from `--etcd-endpoints`, which must be loopback).
 
 mod api;
+mod cluster;
 mod etcd;
 mod load;
 mod payload;
 mod report;
+mod rollout;
 mod scheduling;
 mod stats;
 mod watch;
@@ -63,6 +65,8 @@ enum What {
     Apiserver(ApiserverArgs),
     /// End-to-end scheduling throughput with simulated nodes.
     Scheduler(scheduling::SchedulerBench),
+    /// Time for a large Deployment to become available and to roll out an update.
+    Controllers(rollout::ControllersBench),
 }
 
 /// Which backends to measure.
@@ -156,6 +160,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         What::Apiserver(args) => args,
         What::Scheduler(b) => {
             return scheduling::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Controllers(b) => {
+            return rollout::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }

@@ -7,16 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use apiserver::registry::RegistryConfig;
 use apiserver::storage::Store;
 use apiserver::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use apiserver::watchcache::CacheConfig;
-use apiserver::{ApiServer, ServerConfig};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kubelet::simulated::{Fleet, FleetConfig};
-use runtime::{Api, Client, PostParams};
-use scheduler::run::{RunConfig, Stats};
+use runtime::{Api, PostParams};
+use scheduler::run::Stats;
+
+use super::cluster::LocalCluster;
 use serde_json::json;
 
 /// Flags of `skiff bench scheduler`.
@@ -90,67 +88,15 @@ pub async fn run(b: SchedulerBench) -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
 
-    // 2. API server on loopback.
-    let registry = RegistryConfig {
-        cache: CacheConfig {
-            history: 200_000,
-            ..CacheConfig::default()
-        },
-        ..RegistryConfig::default()
-    };
-    let server = ApiServer::new(
-        store.clone() as Arc<dyn Store>,
-        ServerConfig {
-            registry,
-            bookmark_interval: Duration::from_secs(60),
-        },
-    )
-    .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    let client = Client::new(runtime::config::Config::from_url(&url))?;
+    // 2. API server on loopback and simulated nodes.
+    let mut cluster = LocalCluster::start(store.clone(), b.nodes).await?;
+    let client = cluster.client.clone();
 
-    // 3. Simulated nodes.
-    let started = Instant::now();
-    let fleet = Fleet::start(
-        client.clone(),
-        FleetConfig {
-            nodes: b.nodes,
-            name_prefix: "bench-node-".into(),
-            ..FleetConfig::default()
-        },
-    )
-    .await?;
-    println!(
-        "{} simulated nodes registered in {:.2?}",
-        b.nodes,
-        started.elapsed()
-    );
-
-    // 4. Scheduler.
+    // 3. Scheduler.
     let stats = Arc::new(Stats::default());
-    let mut cfg = RunConfig::new("bench");
-    cfg.leader_election = None;
-    cfg.workers = 64;
-    let (sched_stop, sched_stopped) = tokio::sync::oneshot::channel::<()>();
-    let sched = tokio::spawn(scheduler::run::run(
-        client.clone(),
-        cfg,
-        stats.clone(),
-        async {
-            let _ = sched_stopped.await;
-        },
-    ));
+    cluster.spawn_scheduler(64, stats.clone());
 
-    // 5. Create every pod at once; measure creation -> bound.
+    // 4. Create every pod at once; measure creation -> bound.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let started = Instant::now();
     let results: Vec<_> = futures::stream::iter(0..b.pods)
@@ -199,11 +145,7 @@ pub async fn run(b: SchedulerBench) -> Result<(), Box<dyn std::error::Error>> {
         "end-to-end / raw store write rate: {:.1} %",
         100.0 * e2e / raw_rate
     );
-    let _ = sched_stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), sched).await;
-    drop(fleet);
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    cluster.stop().await;
     if b.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
