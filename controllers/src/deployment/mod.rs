@@ -18,6 +18,9 @@ pub mod sets;
 pub mod status;
 pub mod sync;
 
+#[cfg(test)]
+mod simulation;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
