@@ -5,8 +5,8 @@
 //! object on. Here the flows run against working copies of the Deployment and its sets; each
 //! step mutates the copies exactly as the API write would, and at the end every changed set
 //! becomes one write (a set touched twice in one pass, e.g. re-annotated then scaled, is
-//! written once with its final state), followed by the Deployment's status and the Events
-//! for every scaling step. Every write carries the `resourceVersion` it was planned from, so a
+//! written once with its final state) followed by the Events of its scaling steps, then the
+//! Deployment's status. Every write carries the `resourceVersion` it was planned from, so a
 //! plan made on a stale cache fails with a conflict and is made again, as in Kubernetes.
 
 use std::sync::Arc;
@@ -95,7 +95,8 @@ struct Sync<'a> {
     orig_rss: Vec<Option<&'a ReplicaSet>>,
     touched: Vec<usize>,
     deleted: Vec<usize>,
-    events: Vec<Action>,
+    /// Events, each with the set whose write it reports (applied right after that write).
+    events: Vec<(Option<usize>, Action)>,
     requeue: Option<Duration>,
 }
 
@@ -124,6 +125,7 @@ pub fn plan(obs: &Observed) -> Vec<Action> {
     };
     if selects_everything(d) {
         s.event(
+            None,
             true,
             "SelectingAll",
             "This deployment is selecting all pods. A non-empty selector is required.".into(),
@@ -157,12 +159,15 @@ impl Sync<'_> {
         self.obs.now
     }
 
-    fn event(&mut self, warning: bool, reason: &str, message: String) {
-        self.events.push(Action::Event {
-            warning,
-            reason: reason.to_string(),
-            message,
-        });
+    fn event(&mut self, about: Option<usize>, warning: bool, reason: &str, message: String) {
+        self.events.push((
+            about,
+            Action::Event {
+                warning,
+                reason: reason.to_string(),
+                message,
+            },
+        ));
     }
 
     fn touch(&mut self, i: usize) {
@@ -298,7 +303,7 @@ impl Sync<'_> {
                 "Scaled up replica set {} from 0 to {count}",
                 sets::name(&self.rss[i])
             );
-            self.event(false, "ScalingReplicaSet", msg);
+            self.event(Some(i), false, "ScalingReplicaSet", msg);
         }
         revision::set_deployment_revision(&mut self.d, &new_revision.to_string());
         if progress::progress_deadline(&self.d).is_some() {
@@ -389,7 +394,7 @@ impl Sync<'_> {
                 "Scaled {op} replica set {} from {old} to {n}",
                 sets::name(&self.rss[i])
             );
-            self.event(false, "ScalingReplicaSet", msg);
+            self.event(Some(i), false, "ScalingReplicaSet", msg);
         }
         resize
     }
@@ -590,14 +595,22 @@ impl Sync<'_> {
 
     fn into_actions(self) -> Vec<Action> {
         let mut out = Vec::new();
+        let events_about = |i: Option<usize>| {
+            self.events
+                .iter()
+                .filter(move |(about, _)| *about == i)
+                .map(|(_, e)| e.clone())
+        };
+        // A set's Events follow its write, so a later failing write cannot swallow them.
         for i in &self.touched {
             match self.orig_rss[*i] {
                 None => out.push(Action::Create(Box::new(self.rss[*i].clone()))),
                 Some(orig) if *orig != self.rss[*i] => {
                     out.push(Action::Update(Box::new(self.rss[*i].clone())))
                 }
-                Some(_) => {}
+                Some(_) => continue,
             }
+            out.extend(events_about(Some(*i)));
         }
         for i in &self.deleted {
             out.push(Action::Delete {
@@ -621,7 +634,7 @@ impl Sync<'_> {
         {
             out.push(Action::SetRevision(r));
         }
-        out.extend(self.events);
+        out.extend(events_about(None));
         out.extend(self.requeue.map(Action::RequeueAfter));
         out
     }
