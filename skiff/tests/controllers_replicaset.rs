@@ -438,7 +438,7 @@ async fn pods_become_available_after_min_ready_seconds() {
 }
 
 /// A ReplicaSet being deleted (held by a finalizer) creates no replacement for a deleted
-/// pod, but still reports its status.
+/// pod and adopts no orphan, but still reports its status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_replica_set_creates_nothing() {
     let server = TestServer::start_server().await;
@@ -465,14 +465,21 @@ async fn terminating_replica_set_creates_nothing() {
     })
     .await;
     let victim = name(&active_pods(&pods, "held").await.unwrap()[0]);
+    // A matching orphan is not adopted by a dying ReplicaSet either.
+    pods.create(&PostParams::default(), &orphan_pod("held-orphan", "held"))
+        .await
+        .expect("create orphan");
     pods.delete(&victim, &DeleteParams::default())
         .await
         .expect("delete pod");
-    // The sync that reports one replica is the one that would have replaced it.
+    // The sync that reports one replica is the one that would have replaced the pod, and
+    // it saw the orphan (created before the deletion) without counting it.
     wait_status(&rss, "held", 1, 1, 1).await;
-    assert_eq!(active_pods(&pods, "held").await.unwrap().len(), 1);
+    assert_eq!(active_pods(&pods, "held").await.unwrap().len(), 2);
     assert_eq!(
         event_messages(&c, "held", "SuccessfulCreate").await.len(),
         2
     );
+    let orphan = pods.get("held-orphan").await.unwrap();
+    assert_eq!(controller_uid(&orphan), None, "not adopted");
 }
