@@ -234,8 +234,9 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
     })
     .await;
 
-    // Scale up to 30: slow-start batches, and expectations keep syncs on a cache that has
-    // not seen the new pods yet from creating more than 25.
+    // Scale up to 30 (slow-start batches): exactly 25 more pods, none extra. On loopback the
+    // cache rarely lags enough for a second sync to over-create, so this is a smoke check;
+    // the expectations that prevent it are unit-tested (`replicaset::expectations`).
     scale(&rss, "web", 30).await;
     wait_status(&rss, "web", 30, 30, 30).await;
     let all = wait_for("the deleted pods to be gone", WAIT, || async {
@@ -438,7 +439,7 @@ async fn pods_become_available_after_min_ready_seconds() {
 }
 
 /// A ReplicaSet being deleted (held by a finalizer) creates no replacement for a deleted
-/// pod, but still reports its status.
+/// pod and adopts no orphan, but still reports its status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_replica_set_creates_nothing() {
     let server = TestServer::start_server().await;
@@ -465,14 +466,21 @@ async fn terminating_replica_set_creates_nothing() {
     })
     .await;
     let victim = name(&active_pods(&pods, "held").await.unwrap()[0]);
+    // A matching orphan is not adopted by a dying ReplicaSet either.
+    pods.create(&PostParams::default(), &orphan_pod("held-orphan", "held"))
+        .await
+        .expect("create orphan");
     pods.delete(&victim, &DeleteParams::default())
         .await
         .expect("delete pod");
-    // The sync that reports one replica is the one that would have replaced it.
+    // The sync that reports one replica is the one that would have replaced the pod, and
+    // it saw the orphan (created before the deletion) without counting it.
     wait_status(&rss, "held", 1, 1, 1).await;
-    assert_eq!(active_pods(&pods, "held").await.unwrap().len(), 1);
+    assert_eq!(active_pods(&pods, "held").await.unwrap().len(), 2);
     assert_eq!(
         event_messages(&c, "held", "SuccessfulCreate").await.len(),
         2
     );
+    let orphan = pods.get("held-orphan").await.unwrap();
+    assert_eq!(controller_uid(&orphan), None, "not adopted");
 }

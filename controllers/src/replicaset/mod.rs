@@ -16,26 +16,25 @@
 //! `Controller` harness, because Kubernetes' semantics do not fit one-action-at-a-time:
 //! claims and status are updated even while expectations are pending, a batch of creates
 //! runs concurrently, and the status depends on whether the creates failed. Deletions are
-//! tracked per pod key on top of the counting `Expectations` (a pod is seen going away twice:
-//! once with a `deletionTimestamp`, once deleted), like client-go's UID-tracking
-//! expectations, so one deletion is never counted twice.
+//! tracked per pod key on top of the counting `Expectations` ([`expectations`]), so a pod
+//! seen going away twice is counted once.
 
+pub mod expectations;
 pub mod plan;
 pub mod rank;
 pub mod routing;
 pub mod status;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use runtime::controller::{Expect, Expectations};
 use runtime::events::{EventRecorder, EventType, object_reference};
 use runtime::informer::{Event, Store, object_key};
 use runtime::objects::{
@@ -50,6 +49,7 @@ use crate::claim;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::manager::SYNC_TIMEOUT;
+use expectations::PodExpectations;
 
 /// The Event source of this controller, as `kubectl describe` shows it.
 pub const COMPONENT: &str = "replicaset-controller";
@@ -85,8 +85,7 @@ async fn run(ctx: Arc<Context>) {
         replica_sets: rs_informer.store().clone(),
         pods: pod_informer.store().clone(),
         queue: WorkQueue::default(),
-        expectations: Expectations::new(EXPECTATIONS_TTL),
-        deleting: Mutex::new(HashMap::new()),
+        expectations: PodExpectations::new(EXPECTATIONS_TTL),
         recorder: ctx.recorder(COMPONENT),
     });
     {
@@ -126,9 +125,7 @@ struct ReplicaSetController {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     queue: WorkQueue<String>,
-    expectations: Expectations<String>,
-    /// ReplicaSet key -> keys of the pods it deleted and has not yet seen go.
-    deleting: Mutex<HashMap<String, HashSet<String>>>,
+    expectations: PodExpectations,
     recorder: Arc<EventRecorder>,
 }
 
@@ -140,7 +137,6 @@ impl ReplicaSetController {
         match ev {
             Event::Deleted(_) => {
                 self.expectations.forget(&key);
-                self.lock_deleting().remove(&key);
             }
             Event::Updated { old, new } => {
                 let replicas = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.replicas);
@@ -161,7 +157,7 @@ impl ReplicaSetController {
                     self.pod_gone(pod);
                 } else if let Some(rs) = self.controlling_replica_set(pod) {
                     let key = object_key(&rs.metadata);
-                    self.expectations.observed(&key, Expect::Create);
+                    self.expectations.creation_observed(&key);
                     self.queue.add(key);
                 } else {
                     self.enqueue_matching(pod);
@@ -210,14 +206,8 @@ impl ReplicaSetController {
             return;
         };
         let key = object_key(&rs.metadata);
-        let pod_key = object_key(&pod.metadata);
-        let was_expected = self
-            .lock_deleting()
-            .get_mut(&key)
-            .is_some_and(|pods| pods.remove(&pod_key));
-        if was_expected {
-            self.expectations.observed(&key, Expect::Delete);
-        }
+        self.expectations
+            .deletion_observed(&key, &object_key(&pod.metadata));
         self.queue.add(key);
     }
 
@@ -250,17 +240,12 @@ impl ReplicaSetController {
         (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(rs)
     }
 
-    fn lock_deleting(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
-        self.deleting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     // ------------------------------------------------------------------ sync
 
     async fn sync(&self, key: &str) -> Result<()> {
         let key = key.to_string();
         let Some(rs) = self.replica_sets.get(&key) else {
             self.expectations.forget(&key);
-            self.lock_deleting().remove(&key);
             return Ok(());
         };
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
@@ -371,7 +356,7 @@ impl ReplicaSetController {
         controller_ref: &OwnerReference,
         count: usize,
     ) -> Result<()> {
-        self.expectations.expect(key, &vec![Expect::Create; count]);
+        self.expectations.expect_creations(key, count);
         let pod = plan::pod_from_template(rs, controller_ref.clone());
         let params = PostParams::default();
         let results = plan::slow_start(count, plan::SLOW_START_INITIAL_BATCH, || async {
@@ -386,7 +371,7 @@ impl ReplicaSetController {
         let succeeded = results.iter().filter(|r| r.is_ok()).count();
         // The failed creates and the skipped ones will never be observed: stop waiting.
         for _ in succeeded..count {
-            self.expectations.observed(key, Expect::Create);
+            self.expectations.creation_observed(key);
         }
         let reference = object_reference(rs);
         let events = results.iter().filter_map(|r| match r {
@@ -421,10 +406,7 @@ impl ReplicaSetController {
         victims: Vec<Arc<Pod>>,
     ) -> Result<()> {
         let pod_keys: Vec<String> = victims.iter().map(|p| object_key(&p.metadata)).collect();
-        self.lock_deleting()
-            .insert(key.clone(), pod_keys.iter().cloned().collect());
-        self.expectations
-            .expect(key, &vec![Expect::Delete; victims.len()]);
+        self.expectations.expect_deletions(key, &pod_keys);
         let reference = object_reference(rs);
         let deletes = victims.iter().map(|pod| async move {
             let name = pod.metadata.name.as_deref().unwrap_or_default();
@@ -450,13 +432,7 @@ impl ReplicaSetController {
                 )),
                 Err(e) => {
                     // It will not be observed going away (or already went): stop waiting.
-                    let was_expected = self
-                        .lock_deleting()
-                        .get_mut(key)
-                        .is_some_and(|pods| pods.remove(&pod_key));
-                    if was_expected {
-                        self.expectations.observed(key, Expect::Delete);
-                    }
+                    self.expectations.deletion_observed(key, &pod_key);
                     if !e.is_not_found() && !e.is_conflict() {
                         events.push((
                             EventType::Warning,
