@@ -433,6 +433,19 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
         ("3", "1")
     );
     assert_eq!(rs_image(&back), "nginx:v1");
+    // kubectl finds the new set itself (by template equality ignoring the hash).
+    let describe = server.kubectl(&["describe", "deployment/web"]);
+    let text = describe.ok();
+    assert!(
+        text.contains(&format!(
+            "NewReplicaSet:   {v1_name} (10/10 replicas created)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("ScalingReplicaSet") && text.contains("deployment-controller"),
+        "{text}"
+    );
     let history = server.kubectl(&["rollout", "history", "deployment/web"]);
     let h = history.ok();
     assert!(h.contains("2 ") && h.contains("3 "), "{h}");
