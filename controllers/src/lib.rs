@@ -8,7 +8,11 @@
 //! never both act.
 
 pub mod context;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod manager;
+pub mod nodelifecycle;
+pub mod service_pods;
 
 pub use context::{Context, ControllerSettings};
 pub use manager::{ManagerConfig, run};

@@ -23,7 +23,11 @@ pub type ControllerMain = fn(Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + 
 
 /// Every controller the manager knows, by the name `--controllers` uses.
 pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
-    Vec::new()
+    vec![
+        (crate::endpoints::NAME, crate::endpoints::main),
+        (crate::endpointslice::NAME, crate::endpointslice::main),
+        (crate::nodelifecycle::NAME, crate::nodelifecycle::main),
+    ]
 }
 
 /// Settings of a running manager.
