@@ -168,7 +168,13 @@ mod tests {
         let now = Time(jiff::Timestamp::from_second(500).unwrap());
         let user = taint("dedicated", NO_SCHEDULE, 1);
         let user_no_exec = taint(UNREACHABLE, "PreferNoSchedule", 1);
-        let cases: Vec<(Vec<Taint>, Vec<(&str, &str)>, Option<Vec<Taint>>)> = vec![
+        /// (taints on the node, taints wanted, new taint list or None for no change)
+        type Case = (
+            Vec<Taint>,
+            Vec<(&'static str, &'static str)>,
+            Option<Vec<Taint>>,
+        );
+        let cases: Vec<Case> = vec![
             // Node goes unreachable: both taints added, stamped now; foreign ones kept.
             (
                 vec![user.clone(), user_no_exec.clone()],

@@ -66,6 +66,11 @@ impl TestServer {
         Self::launch("server", Backend::Embedded, &[]).await
     }
 
+    /// Starts the whole control plane with extra flags (e.g. short controller timings).
+    pub async fn start_server_with(extra: &[&str]) -> Self {
+        Self::launch("server", Backend::Embedded, extra).await
+    }
+
     /// Starts the API server alone on `backend` with extra flags.
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
         Self::launch("apiserver", backend, extra).await
