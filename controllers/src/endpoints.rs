@@ -159,6 +159,52 @@ pub fn desired_subsets(svc: &Service, endpoints: &[PodEndpoint]) -> Vec<Endpoint
     canonical(&subsets)
 }
 
+/// Most addresses one Endpoints object carries (Kubernetes' `maxCapacity`); EndpointSlices
+/// have no such limit.
+pub const MAX_ADDRESSES: usize = 1000;
+/// Annotation marking an Endpoints object whose addresses were cut to [`MAX_ADDRESSES`].
+pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
+
+/// Cuts subsets holding more than `max` addresses down to about `max`, as Kubernetes does:
+/// ready addresses are kept before not-ready ones, and each subset keeps its share of what is
+/// cut, rounded up (so the result may slightly exceed `max`). Returns whether anything was
+/// cut.
+pub fn truncate(subsets: &mut [EndpointSubset], max: usize) -> bool {
+    let count = |v: &Option<Vec<EndpointAddress>>| v.as_ref().map_or(0, Vec::len);
+    let ready: usize = subsets.iter().map(|s| count(&s.addresses)).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(&s.not_ready_addresses)).sum();
+    if ready + not_ready <= max {
+        return false;
+    }
+    // Either the ready addresses alone are too many (cut them, drop every not-ready one), or
+    // the not-ready ones get what room is left.
+    let cut_ready = ready > max;
+    let (room, total) = if cut_ready {
+        (max, ready)
+    } else {
+        (max - ready, not_ready)
+    };
+    let mut left = room;
+    for s in subsets.iter_mut() {
+        let list = if cut_ready {
+            s.not_ready_addresses = None;
+            &mut s.addresses
+        } else {
+            &mut s.not_ready_addresses
+        };
+        let here = count(list);
+        let share = (here * room).div_ceil(total.max(1)).min(left);
+        if let Some(v) = list.as_mut() {
+            v.truncate(share);
+        }
+        left -= count(list);
+        if list.as_ref().is_some_and(Vec::is_empty) {
+            *list = None;
+        }
+    }
+    true
+}
+
 /// The whole decision for one Service key: what the caches show → at most one action.
 pub fn plan(svc: Option<&Service>, pods: &[&Pod], current: Option<&Endpoints>) -> Option<Action> {
     let Some(svc) = svc else {
@@ -166,12 +212,19 @@ pub fn plan(svc: Option<&Service>, pods: &[&Pod], current: Option<&Endpoints>) -
     };
     selector_of(svc)?;
     let eps = service_endpoints(svc, pods.iter().copied());
-    let subsets = desired_subsets(svc, &eps);
+    let mut subsets = desired_subsets(svc, &eps);
+    let truncated = truncate(&mut subsets, MAX_ADDRESSES);
+    subsets.retain(|s| s.addresses.is_some() || s.not_ready_addresses.is_some());
     let labels = endpoint_labels(svc);
     if let Some(cur) = current {
         let same_subsets = canonical(cur.subsets.as_deref().unwrap_or_default()) == subsets;
         let same_labels = cur.metadata.labels.clone().unwrap_or_default() == labels;
-        if same_subsets && same_labels {
+        let marked = cur
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.get(OVER_CAPACITY).map(String::as_str) == Some("truncated"));
+        if same_subsets && same_labels && marked == truncated {
             return None;
         }
     }
@@ -192,6 +245,11 @@ pub fn plan(svc: Option<&Service>, pods: &[&Pod], current: Option<&Endpoints>) -
         None => {
             annotations.remove(LAST_CHANGE_TRIGGER_TIME);
         }
+    }
+    if truncated {
+        annotations.insert(OVER_CAPACITY.to_string(), "truncated".to_string());
+    } else {
+        annotations.remove(OVER_CAPACITY);
     }
     meta.annotations = (!annotations.is_empty()).then_some(annotations);
     let object = Endpoints {
@@ -411,6 +469,52 @@ mod tests {
         assert!(subsets[0].ports.is_none());
     }
 
+    fn addresses(prefix: &str, n: usize) -> Option<Vec<EndpointAddress>> {
+        (n > 0).then(|| {
+            (0..n)
+                .map(|i| EndpointAddress {
+                    ip: format!("{prefix}.{i}"),
+                    ..EndpointAddress::default()
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn truncation_keeps_ready_addresses_first_in_proportion() {
+        let subset = |ready: usize, not_ready: usize| EndpointSubset {
+            addresses: addresses("10.0.0", ready),
+            not_ready_addresses: addresses("10.0.1", not_ready),
+            ports: None,
+        };
+        let sizes = |subsets: &[EndpointSubset]| -> Vec<(usize, usize)> {
+            subsets
+                .iter()
+                .map(|s| {
+                    (
+                        s.addresses.as_ref().map_or(0, Vec::len),
+                        s.not_ready_addresses.as_ref().map_or(0, Vec::len),
+                    )
+                })
+                .collect()
+        };
+        // (subsets as (ready, not ready), max, truncated?, result)
+        let cases = [
+            (vec![(3, 2)], 10, false, vec![(3, 2)]),
+            (vec![(5, 5)], 10, false, vec![(5, 5)]),
+            // Room for 4 of the 8 not-ready, shared 1:3.
+            (vec![(3, 2), (3, 6)], 10, true, vec![(3, 1), (3, 3)]),
+            // Too many ready: not-ready all go, ready shared 6:9 of 10, rounded up.
+            (vec![(6, 1), (9, 0)], 10, true, vec![(4, 0), (6, 0)]),
+        ];
+        for (input, max, cut, want) in cases {
+            let mut subsets: Vec<EndpointSubset> =
+                input.iter().map(|(r, n)| subset(*r, *n)).collect();
+            assert_eq!(truncate(&mut subsets, max), cut, "{input:?}");
+            assert_eq!(sizes(&subsets), want, "{input:?}");
+        }
+    }
+
     #[test]
     fn plans() {
         let svc = service(
@@ -468,6 +572,37 @@ mod tests {
         // Service gone: delete what is left, nothing when nothing is.
         assert_eq!(plan(None, &[&a], Some(&stored)), Some(Action::Delete));
         assert_eq!(plan(None, &[&a], None), None);
+        // More than 1000 pods: truncated and marked; back under, the mark goes.
+        let many: Vec<Pod> = (0..1005)
+            .map(|i| {
+                pod(
+                    &format!("p{i}"),
+                    "web",
+                    &format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                    true,
+                )
+            })
+            .collect();
+        let many_refs: Vec<&Pod> = many.iter().collect();
+        let big = match plan(Some(&svc), &many_refs, Some(&stored)) {
+            Some(Action::Update(ep)) => ep,
+            other => panic!("expected an update, got {other:?}"),
+        };
+        assert_eq!(
+            ips(&big.subsets.as_ref().unwrap()[0].addresses).len(),
+            MAX_ADDRESSES
+        );
+        assert_eq!(
+            big.metadata.annotations.as_ref().unwrap()[OVER_CAPACITY],
+            "truncated"
+        );
+        assert_eq!(plan(Some(&svc), &many_refs, Some(&big)), None);
+        match plan(Some(&svc), &[&a], Some(&big)) {
+            Some(Action::Update(ep)) => {
+                assert!(!ep.metadata.annotations.unwrap().contains_key(OVER_CAPACITY))
+            }
+            other => panic!("expected an update, got {other:?}"),
+        }
         // No pods: an Endpoints object with no subsets.
         match plan(Some(&svc), &[], None) {
             Some(Action::Create(ep)) => assert!(ep.subsets.is_none()),

@@ -584,3 +584,76 @@ async fn a_silent_node_is_tainted_and_its_pods_evicted() {
     )
     .await;
 }
+
+/// When every node goes silent at once the controller suspects itself: the nodes turn
+/// Unknown and get the NoSchedule taint, but no NoExecute taint, so nothing is evicted
+/// (Kubernetes' full-disruption mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_evictions_when_every_node_is_down() {
+    let server = TestServer::start_server_with(&SHORT_TIMINGS).await;
+    let c = client(&server);
+    let fleet = fleet(&c, 2).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let nodes: Api<Node> = Api::all(c.clone());
+    create_pods(
+        &pods,
+        &[pod("a", "web", "n-0", &[]), pod("b", "web", "n-1", &[])],
+    )
+    .await;
+    wait_running(&pods, &["a", "b"]).await;
+    assert!(fleet.stop_node("n-0") && fleet.stop_node("n-1"));
+    let down_since = wait_for("both nodes Unknown", Duration::from_secs(30), || async {
+        let mut since = Vec::new();
+        for name in ["n-0", "n-1"] {
+            let n = nodes.get(name).await.ok()?;
+            let ready = condition(&n, "Ready")?;
+            let no_schedule = taints(&n)
+                .iter()
+                .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoSchedule");
+            if ready.status != "Unknown" || !no_schedule {
+                return None;
+            }
+            since.push(ready.last_transition_time.clone()?.0);
+        }
+        since.into_iter().max()
+    })
+    .await;
+    // Well past the 3 s toleration (and several monitor periods): still no NoExecute taint,
+    // no pod marked for deletion.
+    wait_for("6 s of total outage", Duration::from_secs(30), || async {
+        (jiff::Timestamp::now().duration_since(down_since) >= jiff::SignedDuration::from_secs(6))
+            .then_some(())
+    })
+    .await;
+    for name in ["n-0", "n-1"] {
+        let n = nodes.get(name).await.unwrap();
+        assert!(
+            !taints(&n).iter().any(|t| t.effect == "NoExecute"),
+            "{name}: {:?}",
+            taints(&n)
+        );
+    }
+    for p in pods.list(&ListParams::default()).await.unwrap().items {
+        assert!(
+            p.metadata.deletion_timestamp.is_none(),
+            "{:?} evicted",
+            p.metadata.name
+        );
+        assert!(!is_ready(&p), "pods of silent nodes are not ready");
+    }
+    // One node back: the other is now the only one down and is evicted from as usual.
+    fleet.start_node("n-1").await.expect("start n-1");
+    wait_for(
+        "n-0 tainted NoExecute and a evicted",
+        Duration::from_secs(30),
+        || async {
+            let n = nodes.get("n-0").await.ok()?;
+            let tainted = taints(&n)
+                .iter()
+                .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute");
+            let a = pods.get("a").await.ok()?;
+            (tainted && a.metadata.deletion_timestamp.is_some()).then_some(())
+        },
+    )
+    .await;
+}

@@ -9,7 +9,9 @@
 //! 2. When Ready leaves `True`, a `NodeNotReady` Event on the node; while it is not `True`,
 //!    the node's pods get `Ready=False` and a `NodeNotReady` Event each.
 //! 3. [`taints`]: the controller-owned `NoExecute`/`NoSchedule` taints follow the conditions
-//!    (added with `timeAdded`, removed once the kubelet reports Ready again).
+//!    (added with `timeAdded`, removed once the kubelet reports Ready again), except that
+//!    [`disruption`] holds back `NoExecute` taints when too many nodes of a zone are down, and
+//!    removes them all when every node is (the controller is then likely the one cut off).
 //! 4. [`eviction`]: pods on a node with `NoExecute` taints they do not tolerate are deleted,
 //!    with a `TaintManagerEviction` Event; those tolerating them with `tolerationSeconds` are
 //!    deleted that long after the taint's `timeAdded`. The loop wakes up early for the next
@@ -17,6 +19,7 @@
 //!
 //! Each write uses the cached resourceVersion; a conflict just waits for the next pass.
 
+pub mod disruption;
 pub mod eviction;
 pub mod health;
 pub mod taints;
@@ -39,9 +42,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::context::Context;
 use crate::service_pods::wait_for_caches;
+use disruption::{NoExecutePolicy, policies, zone_of};
 use eviction::Eviction;
 use health::{Heartbeat, Heartbeats, is_silent, silent_node_conditions};
-use taints::{NO_EXECUTE, condition_status, reconcile_taints, wanted_taints};
+use taints::{NO_EXECUTE, condition_status, reconcile_taints, under_policy, wanted_taints};
 
 /// The controller's name in `--controllers`.
 pub const NAME: &str = "nodelifecycle";
@@ -123,7 +127,9 @@ fn ready_heartbeat(node: &Node) -> Option<jiff::Timestamp> {
 }
 
 impl Lifecycle {
-    /// One walk over all nodes; returns the earliest pending eviction deadline.
+    /// One walk over all nodes; returns the earliest pending eviction deadline. Like
+    /// Kubernetes: first every node's health, then the zones' disruption, then taints and
+    /// evictions per node.
     async fn pass(&mut self) -> Option<jiff::Timestamp> {
         let nodes = self.nodes.list();
         let names: HashSet<String> = nodes
@@ -132,18 +138,40 @@ impl Lifecycle {
             .collect();
         self.heartbeats.retain(&names);
         self.first_seen.retain(|(n, _), _| names.contains(n));
-        let live: HashSet<String> = self
-            .pods
-            .list()
-            .iter()
-            .filter_map(|p| p.metadata.uid.clone())
-            .collect();
-        self.evicted.retain(|uid| live.contains(uid));
-        let mut next = None;
+        if !self.evicted.is_empty() {
+            let live: HashSet<String> = self
+                .pods
+                .list()
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect();
+            self.evicted.retain(|uid| live.contains(uid));
+        }
+        let mut checked = Vec::with_capacity(nodes.len());
         for node in nodes {
             let name = node.metadata.name.clone().unwrap_or_default();
+            let span = info_span!("node", node = %name);
+            if let Some(n) = self.update_health(node).instrument(span).await {
+                checked.push(n);
+            }
+        }
+        let readiness: Vec<(String, bool)> = checked
+            .iter()
+            .map(|n| {
+                let ready = condition_status(n, "Ready") == Some("True");
+                (zone_of(n.metadata.labels.as_ref()), ready)
+            })
+            .collect();
+        let zones = policies(readiness.iter().map(|(z, r)| (z.as_str(), *r)));
+        let mut next = None;
+        for node in checked {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let policy = zones
+                .get(&zone_of(node.metadata.labels.as_ref()))
+                .copied()
+                .unwrap_or(NoExecutePolicy::Follow);
             let deadline = self
-                .sync_node(node)
+                .sync_node(node, policy)
                 .instrument(info_span!("node", node = %name))
                 .await;
             next = match (next, deadline) {
@@ -154,7 +182,9 @@ impl Lifecycle {
         next
     }
 
-    async fn sync_node(&mut self, node: Arc<Node>) -> Option<jiff::Timestamp> {
+    /// Marks a silent node's conditions Unknown; returns the node as now stored, or `None`
+    /// when the write failed (the next pass retries).
+    async fn update_health(&mut self, node: Arc<Node>) -> Option<Node> {
         let name = node.metadata.name.clone().unwrap_or_default();
         let lease = self.leases.get_namespaced(NODE_LEASE_NAMESPACE, &name);
         let beat = Heartbeat {
@@ -167,33 +197,42 @@ impl Lifecycle {
         let last_change = self.heartbeats.observe(&name, beat, now);
         let mut node = (*node).clone();
         let grace = self.ctx.settings.node_monitor_grace_period;
-        if is_silent(last_change, now, grace) {
-            let conditions = node
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.clone())
-                .unwrap_or_default();
-            if let Some(conditions) =
-                silent_node_conditions(&conditions, &Time(jiff::Timestamp::now()))
-            {
-                node.status.get_or_insert_default().conditions = Some(conditions);
-                let api: Api<Node> = Api::all(self.ctx.client.clone());
-                match api
-                    .replace_status(&name, &PostParams::default(), &node)
-                    .await
-                {
-                    Ok(updated) => {
-                        info!("node stopped posting status; marked Unknown");
-                        node = updated;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "could not mark the node Unknown; next pass retries");
-                        return None;
-                    }
-                }
+        if !is_silent(last_change, now, grace) {
+            return Some(node);
+        }
+        let conditions = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let Some(conditions) = silent_node_conditions(&conditions, &Time(jiff::Timestamp::now()))
+        else {
+            return Some(node);
+        };
+        node.status.get_or_insert_default().conditions = Some(conditions);
+        let api: Api<Node> = Api::all(self.ctx.client.clone());
+        match api
+            .replace_status(&name, &PostParams::default(), &node)
+            .await
+        {
+            Ok(updated) => {
+                info!("node stopped posting status; marked Unknown");
+                Some(updated)
+            }
+            Err(e) => {
+                warn!(error = %e, "could not mark the node Unknown; next pass retries");
+                None
             }
         }
+    }
 
+    /// Events, pod readiness, taints and evictions of one node whose health is up to date.
+    async fn sync_node(
+        &mut self,
+        mut node: Node,
+        policy: NoExecutePolicy,
+    ) -> Option<jiff::Timestamp> {
+        let name = node.metadata.name.clone().unwrap_or_default();
         let ready = condition_status(&node, "Ready").map(str::to_string);
         let before = self.heartbeats.swap_ready(&name, ready.as_deref());
         if ready.as_deref() != Some("True") {
@@ -215,7 +254,8 @@ impl Lifecycle {
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
-        if let Some(taints) = reconcile_taints(&current, &wanted_taints(&node), &now_wall) {
+        let wanted = under_policy(wanted_taints(&node), &current, policy);
+        if let Some(taints) = reconcile_taints(&current, &wanted, &now_wall) {
             node.spec.get_or_insert_default().taints = (!taints.is_empty()).then_some(taints);
             let api: Api<Node> = Api::all(self.ctx.client.clone());
             match api.replace(&name, &PostParams::default(), &node).await {

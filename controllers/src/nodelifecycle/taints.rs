@@ -10,6 +10,8 @@
 use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::disruption::NoExecutePolicy;
+
 /// Taint of a node whose kubelet stopped reporting.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// Taint of a node reporting itself not ready.
@@ -75,6 +77,29 @@ pub fn wanted_taints(node: &Node) -> Vec<(&'static str, &'static str)> {
         out.push((UNSCHEDULABLE, NO_SCHEDULE));
     }
     out
+}
+
+/// `wanted` as a zone's disruption policy allows it: in a partially disrupted small zone a
+/// `NoExecute` taint stays only if the node already has it; when every zone is down none is
+/// wanted.
+pub fn under_policy<'a>(
+    wanted: Vec<(&'a str, &'a str)>,
+    current: &[Taint],
+    policy: NoExecutePolicy,
+) -> Vec<(&'a str, &'a str)> {
+    wanted
+        .into_iter()
+        .filter(|(key, effect)| {
+            *effect != NO_EXECUTE
+                || match policy {
+                    NoExecutePolicy::Follow => true,
+                    NoExecutePolicy::NoNewTaints => {
+                        current.iter().any(|t| t.key == *key && t.effect == *effect)
+                    }
+                    NoExecutePolicy::RemoveAll => false,
+                }
+        })
+        .collect()
 }
 
 /// The node's taint list with the controller-owned taints matching `wanted`: foreign taints
@@ -159,6 +184,33 @@ mod tests {
                 wanted_taints(&node(conds.clone(), unschedulable)),
                 want,
                 "{conds}"
+            );
+        }
+    }
+
+    #[test]
+    fn disruption_policies_hold_back_no_execute_taints() {
+        let wanted = vec![(UNREACHABLE, NO_EXECUTE), (UNREACHABLE, NO_SCHEDULE)];
+        let has = [taint(UNREACHABLE, NO_EXECUTE, 1)];
+        let cases = [
+            (NoExecutePolicy::Follow, &[][..], wanted.clone()),
+            (
+                NoExecutePolicy::NoNewTaints,
+                &[][..],
+                vec![(UNREACHABLE, NO_SCHEDULE)],
+            ),
+            (NoExecutePolicy::NoNewTaints, &has[..], wanted.clone()),
+            (
+                NoExecutePolicy::RemoveAll,
+                &has[..],
+                vec![(UNREACHABLE, NO_SCHEDULE)],
+            ),
+        ];
+        for (policy, current, want) in cases {
+            assert_eq!(
+                under_policy(wanted.clone(), current, policy),
+                want,
+                "{policy:?}"
             );
         }
     }
