@@ -186,7 +186,10 @@ pub fn plan(
             .map(Action::Delete)
             .collect();
     };
-    if selector_of(svc).is_none() {
+    // Without a selector the slices are someone else's; ExternalName Services get none from
+    // this controller (as in Kubernetes).
+    let external_name = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName");
+    if selector_of(svc).is_none() || external_name {
         return Vec::new();
     }
     let max = max_per_slice.max(1);
@@ -658,6 +661,9 @@ mod tests {
     fn services_without_selector_or_gone() {
         let manual = service(json!(null), json!([{"port": 80}]));
         assert!(plan(Some(&manual), &[], &[], 100).is_empty());
+        let mut external = web();
+        external.spec.as_mut().unwrap().type_ = Some("ExternalName".into());
+        assert!(plan(Some(&external), &[&pods(1)[0]], &[], 100).is_empty());
         let mut store = Vec::new();
         sync(&mut store, &web(), &pods(3));
         let slices: Vec<&EndpointSlice> = store.iter().collect();
