@@ -494,7 +494,9 @@ impl Shared {
         if finished || (running && !report_again) {
             return Ok(());
         }
-        let Some(ip) = node.ip_for(key) else {
+        // A pod reported again keeps the address it has.
+        let kept = status.and_then(|s| s.pod_ip.clone()).filter(|_| running);
+        let Some(ip) = kept.or_else(|| node.ip_for(key)) else {
             warn!(node = %node.name, "no free pod address on the node");
             return Ok(());
         };

@@ -448,7 +448,7 @@ async fn a_silent_node_is_tainted_and_its_pods_evicted() {
         ],
     )
     .await;
-    wait_running(&pods, &["doomed-0", "doomed-1", "patient", "bystander"]).await;
+    let ips = wait_running(&pods, &["doomed-0", "doomed-1", "patient", "bystander"]).await;
     // The server added the default tolerations with --default-toleration-seconds.
     let doomed = pods.get("doomed-0").await.unwrap();
     let defaults: Vec<(String, Option<i64>)> = doomed
@@ -583,6 +583,12 @@ async fn a_silent_node_is_tainted_and_its_pods_evicted() {
         },
     )
     .await;
+    let patient = pods.get("patient").await.unwrap();
+    assert_eq!(
+        pod_ip(&patient).as_ref(),
+        Some(&ips["patient"]),
+        "the pod keeps its address"
+    );
 }
 
 /// When every node goes silent at once the controller suspects itself: the nodes turn
