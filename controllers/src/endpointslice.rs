@@ -27,11 +27,12 @@ use runtime::objects::controller_ref;
 use runtime::{Api, Client, DeleteParams, PostParams};
 use tracing::info;
 
+use crate::caches::wait_for_caches;
 use crate::context::Context;
 use crate::service_pods::{
     LAST_CHANGE_TRIGGER_TIME, PodEndpoint, ResolvedPort, endpoint_labels, format_trigger_time,
     last_change_trigger_time, publishes_not_ready, queue_services_of_pod, selector_of,
-    service_endpoints, wait_for_caches,
+    service_endpoints,
 };
 
 /// The controller's name in `--controllers`.

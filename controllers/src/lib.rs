@@ -7,6 +7,7 @@
 //! under one leader-elected Lease (`kube-system/kube-controller-manager`), so two managers
 //! never both act.
 
+pub mod caches;
 pub mod context;
 pub mod endpoints;
 pub mod endpointslice;

@@ -289,22 +289,6 @@ pub fn queue_services_of_pod(
     }
 }
 
-/// Waits until the informers created so far have listed, retrying past slow starts.
-pub async fn wait_for_caches(ctx: &crate::Context, controller: &str) {
-    loop {
-        match ctx
-            .informers
-            .wait_for_sync(crate::manager::SYNC_TIMEOUT)
-            .await
-        {
-            Err(e @ runtime::Error::Timeout(_)) => {
-                tracing::warn!(controller, error = %e, "caches not synced yet");
-            }
-            _ => return,
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -40,8 +40,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::caches::wait_for_caches;
 use crate::context::Context;
-use crate::service_pods::wait_for_caches;
 use disruption::{NoExecutePolicy, policies, zone_of};
 use eviction::Eviction;
 use health::{Heartbeat, Heartbeats, is_silent, silent_node_conditions};
