@@ -23,7 +23,12 @@ pub type ControllerMain = fn(Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + 
 
 /// Every controller the manager knows, by the name `--controllers` uses.
 pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
-    vec![("replicaset", crate::replicaset::start)]
+    vec![
+        ("replicaset", crate::replicaset::start),
+        (crate::endpoints::NAME, crate::endpoints::main),
+        (crate::endpointslice::NAME, crate::endpointslice::main),
+        (crate::nodelifecycle::NAME, crate::nodelifecycle::main),
+    ]
 }
 
 /// Settings of a running manager.
