@@ -171,6 +171,7 @@ pub struct Registry {
     store: Arc<dyn Store>,
     caches: HashMap<(&'static str, &'static str), Arc<WatchCache>>,
     allocator: Allocator,
+    admission: strategy::Admission,
 }
 
 /// Server-side settings of the registry.
@@ -179,6 +180,9 @@ pub struct RegistryConfig {
     pub service_cidr: crate::allocator::Ipv4Range,
     pub node_port_range: crate::allocator::PortRange,
     pub cache: CacheConfig,
+    /// `tolerationSeconds` of the not-ready/unreachable tolerations pods get by default
+    /// (kube-apiserver's `--default-toleration-seconds`).
+    pub default_toleration_seconds: i64,
 }
 
 impl Default for RegistryConfig {
@@ -187,6 +191,7 @@ impl Default for RegistryConfig {
             service_cidr: "10.96.0.0/16".parse().expect("valid default CIDR"),
             node_port_range: "30000-32767".parse().expect("valid default range"),
             cache: CacheConfig::default(),
+            default_toleration_seconds: strategy::Admission::default().default_toleration_seconds,
         }
     }
 }
@@ -296,6 +301,9 @@ impl Registry {
         }
         let registry = Arc::new(Self {
             allocator: Allocator::new(store.clone(), config.service_cidr, config.node_port_range),
+            admission: strategy::Admission {
+                default_toleration_seconds: config.default_toleration_seconds,
+            },
             store,
             caches,
         });
@@ -620,6 +628,7 @@ impl Registry {
         reset_status_on_create(rt, &mut obj);
         let strategy = strategy::strategy_for(rt.group, rt.kind);
         (strategy.default)(&mut obj);
+        strategy::admit(rt.group, rt.kind, &mut obj, &self.admission);
         let causes = (strategy.validate)(&obj);
         if !causes.is_empty() {
             return Err(invalid(rt, objmeta::name(&obj), causes));
@@ -761,6 +770,9 @@ impl Registry {
         objmeta::prepare_update(&mut new, cur, rt.tracks_generation);
         let strategy = strategy::strategy_for(rt.group, rt.kind);
         (strategy.default)(&mut new);
+        if sub.is_none() {
+            strategy::admit(rt.group, rt.kind, &mut new, &self.admission);
+        }
         let causes = (strategy.validate_update)(&new, cur);
         if !causes.is_empty() {
             return Err(invalid(rt, objmeta::name(cur), causes));

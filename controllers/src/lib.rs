@@ -7,12 +7,17 @@
 //! under one leader-elected Lease (`kube-system/kube-controller-manager`), so two managers
 //! never both act.
 
+pub mod caches;
 pub mod claim;
 pub mod context;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod error;
 pub mod manager;
+pub mod nodelifecycle;
 pub mod replicaset;
+pub mod service_pods;
 
 pub use context::{Context, ControllerSettings};
 pub use error::{Error, Result};

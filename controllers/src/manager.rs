@@ -25,7 +25,10 @@ pub type ControllerMain = fn(Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + 
 pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
     vec![
         ("replicaset", crate::replicaset::start),
-        ("deployment", crate::deployment::start),
+        (crate::deployment::NAME, crate::deployment::start),
+        (crate::endpoints::NAME, crate::endpoints::main),
+        (crate::endpointslice::NAME, crate::endpointslice::main),
+        (crate::nodelifecycle::NAME, crate::nodelifecycle::main),
     ]
 }
 

@@ -61,6 +61,9 @@ pub async fn run(http: &Http, disc: &Discovery, a: &DescribeArgs) -> Result<()> 
         let mut w = Writer::default();
         if (r.info.group.as_str(), r.info.kind.as_str()) == ("", "Node") {
             crate::describe_node::node(http, &mut w, o).await?;
+        } else if (r.info.group.as_str(), r.info.kind.as_str()) == ("", "Service") {
+            let slices = endpoint_slices(http, o).await?;
+            service(&mut w, o, &slices);
         } else {
             describe(&mut w, r, o);
         }
@@ -141,7 +144,6 @@ fn describe(w: &mut Writer, r: &Resource, o: &Value) {
     match (r.info.group.as_str(), r.info.kind.as_str()) {
         ("", "Pod") => pod(w, o),
         ("apps", "Deployment") => deployment(w, o),
-        ("", "Service") => service(w, o),
         ("", "ConfigMap") => configmap(w, o),
         _ => generic(w, r, o),
     }
@@ -657,7 +659,83 @@ fn labels_only(w: &mut Writer, indent: usize, m: &Value) {
     }
 }
 
-fn service(w: &mut Writer, o: &Value) {
+/// The EndpointSlices of a Service (by the `kubernetes.io/service-name` label), which
+/// kubectl's describe reads its `Endpoints:` lines from.
+async fn endpoint_slices(http: &Http, svc: &Value) -> Result<Vec<Value>> {
+    let m = &svc["metadata"];
+    let path = format!(
+        "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices?{}",
+        m["namespace"].as_str().unwrap_or("default"),
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair(
+                "labelSelector",
+                &format!("kubernetes.io/service-name={}", s(&m["name"]))
+            )
+            .finish()
+    );
+    match http.get(&path, JSON).await {
+        Ok(list) => Ok(list["items"].as_array().cloned().unwrap_or_default()),
+        Err(CtlError::Server { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// kubectl's `Endpoints:` value for one Service port: the ready endpoints of the slices
+/// serving a port of that name as `ip:port` (bare IPs from port-less slices), at most three
+/// then `+ N more...`; `<none>` when the Service has no slices at all, empty when they hold no
+/// ready endpoint. An endpoint without a `ready` condition counts as ready.
+pub fn format_endpoint_slices(slices: &[Value], port_name: &str) -> String {
+    if slices.is_empty() {
+        return "<none>".into();
+    }
+    const SHOWN: usize = 3;
+    let mut shown: Vec<String> = Vec::new();
+    let mut overflow = false;
+    let mut count = 0usize;
+    let mut consider = |endpoint: &Value, text: &dyn Fn(&str) -> String| {
+        // kubectl notices the list is full before checking readiness.
+        if shown.len() == SHOWN {
+            overflow = true;
+        }
+        if endpoint["conditions"]["ready"] == false {
+            return;
+        }
+        if !overflow {
+            shown.push(text(s(&endpoint["addresses"][0])));
+        }
+        count += 1;
+    };
+    for slice in slices {
+        let endpoints = slice["endpoints"].as_array().cloned().unwrap_or_default();
+        let ports = slice["ports"].as_array().cloned().unwrap_or_default();
+        if ports.is_empty() {
+            for e in &endpoints {
+                consider(e, &|ip| ip.to_string());
+            }
+            continue;
+        }
+        for port in ports.iter().filter(|p| s(&p["name"]) == port_name) {
+            let number = port["port"].as_i64().unwrap_or_default();
+            for e in &endpoints {
+                consider(e, &|ip| {
+                    if ip.contains(':') {
+                        format!("[{ip}]:{number}")
+                    } else {
+                        format!("{ip}:{number}")
+                    }
+                });
+            }
+        }
+    }
+    let joined = shown.join(",");
+    if overflow {
+        format!("{joined} + {} more...", count.saturating_sub(SHOWN))
+    } else {
+        joined
+    }
+}
+
+fn service(w: &mut Writer, o: &Value, slices: &[Value]) {
     let (m, spec) = (&o["metadata"], &o["spec"]);
     common_header(w, o, true);
     labels_annotations(w, 0, m);
@@ -709,7 +787,11 @@ fn service(w: &mut Writer, o: &Value) {
         if let Some(np) = p["nodePort"].as_i64() {
             w.field(0, "NodePort", &format!("{name}  {np}/{proto}"));
         }
-        w.field(0, "Endpoints", "<none>");
+        w.field(
+            0,
+            "Endpoints",
+            &format_endpoint_slices(slices, s(&p["name"])),
+        );
     }
     w.field(
         0,
@@ -911,4 +993,58 @@ async fn events(http: &Http, w: &mut Writer, o: &Value) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_endpoint_slices;
+    use serde_json::json;
+
+    fn ep(ip: &str, ready: Option<bool>) -> serde_json::Value {
+        match ready {
+            Some(r) => json!({"addresses": [ip], "conditions": {"ready": r}}),
+            None => json!({"addresses": [ip]}),
+        }
+    }
+
+    #[test]
+    fn endpoints_lines_like_kubectl() {
+        let http = |eps: Vec<serde_json::Value>| json!({"ports": [{"name": "http", "port": 8080}], "endpoints": eps});
+        let cases = [
+            (vec![], "http", "<none>"),
+            (vec![json!({"ports": [], "endpoints": []})], "http", ""),
+            (
+                vec![http(vec![
+                    ep("10.0.0.1", Some(true)),
+                    ep("10.0.0.2", Some(false)),
+                    ep("10.0.0.3", None),
+                ])],
+                "http",
+                "10.0.0.1:8080,10.0.0.3:8080",
+            ),
+            (vec![http(vec![ep("10.0.0.1", Some(true))])], "metrics", ""),
+            (
+                vec![json!({"ports": [], "endpoints": [ep("10.0.0.9", Some(true))]})],
+                "",
+                "10.0.0.9",
+            ),
+            (
+                vec![http(
+                    (1..=5)
+                        .map(|i| ep(&format!("10.0.0.{i}"), Some(true)))
+                        .collect(),
+                )],
+                "http",
+                "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...",
+            ),
+            (
+                vec![http(vec![ep("fd00::1", Some(true))])],
+                "http",
+                "[fd00::1]:8080",
+            ),
+        ];
+        for (slices, port, want) in cases {
+            assert_eq!(format_endpoint_slices(&slices, port), want, "{slices:?}");
+        }
+    }
 }

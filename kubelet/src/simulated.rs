@@ -11,7 +11,8 @@
 //! interval with bounded concurrency, so 5,000 nodes renewing every 10 s cost a steady
 //! 500 requests/s rather than bursts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ struct SimNode {
     cidr: (u8, u8),
     /// Host octets in use, by pod key.
     ips: Mutex<(HashMap<String, u8>, BTreeSet<u8>)>,
+    /// Set while the node is "down" ([`Fleet::stop_node`]): no Lease renewals, no pod updates.
+    down: AtomicBool,
 }
 
 impl SimNode {
@@ -116,6 +119,9 @@ struct Shared {
     queue: WorkQueue<String>,
     /// Which node each pod key was last seen on (to free its IP after deletion).
     placed: Mutex<HashMap<String, String>>,
+    /// Pods whose status must be reported again even though they already run (their node
+    /// came back up, and a kubelet reports every pod's state when it does).
+    report_again: Mutex<HashSet<String>>,
 }
 
 /// A running fleet; stops (without deleting its nodes) when dropped or [`Fleet::stop`]ped.
@@ -155,6 +161,7 @@ impl Fleet {
                     name,
                     cidr: pod_cidr(idx),
                     ips: Mutex::new(Default::default()),
+                    down: AtomicBool::new(false),
                 }),
             );
         }
@@ -181,6 +188,7 @@ impl Fleet {
             pods,
             queue: WorkQueue::new(Backoff::default()),
             placed: Mutex::new(HashMap::new()),
+            report_again: Mutex::new(HashSet::new()),
         });
         shared.register_all().await?;
         let weak = Arc::downgrade(&shared);
@@ -233,6 +241,45 @@ impl Fleet {
 
     /// Stops the fleet's loops; the Node objects stay (their Leases then expire).
     pub fn stop(self) {}
+
+    /// "Kills" one node, as if its machine lost power: its Lease is no longer renewed and its
+    /// pods are no longer looked after (deletions are not confirmed), so the node lifecycle
+    /// controller sees it go silent. Returns false for a name not in the fleet.
+    pub fn stop_node(&self, name: &str) -> bool {
+        match self.shared.nodes.get(name) {
+            Some(n) => {
+                n.down.store(true, Ordering::SeqCst);
+                info!(node = name, "simulated node stopped");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Brings a stopped node back, as a restarted kubelet does: renews its Lease, posts its
+    /// status (`Ready=True`) and reports every pod on it again (running and ready, or
+    /// confirms its deletion).
+    pub async fn start_node(&self, name: &str) -> runtime::Result<()> {
+        let Some(node) = self.shared.nodes.get(name).cloned() else {
+            return Err(runtime::Error::Request(format!(
+                "{name} is not a node of this fleet"
+            )));
+        };
+        node.down.store(false, Ordering::SeqCst);
+        self.shared.renew(name).await?;
+        self.shared.register(&node).await?;
+        for pod in self.pods_on(name) {
+            let key = runtime::informer::object_key(&pod.metadata);
+            self.shared
+                .report_again
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone());
+            self.shared.queue.add(key);
+        }
+        info!(node = name, "simulated node started again");
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -322,6 +369,13 @@ impl Shared {
         loop {
             for name in &names {
                 tick.tick().await;
+                if self
+                    .nodes
+                    .get(name)
+                    .is_some_and(|n| n.down.load(Ordering::SeqCst))
+                {
+                    continue;
+                }
                 while inflight.try_join_next().is_some() {}
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     return;
@@ -366,7 +420,9 @@ impl Shared {
     fn on_pod(&self, ev: &Event<Pod>) {
         let pod = ev.object();
         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-        let ours = node.is_some_and(|n| self.nodes.contains_key(n));
+        let ours = node
+            .and_then(|n| self.nodes.get(n))
+            .is_some_and(|n| !n.down.load(Ordering::SeqCst));
         let key = ev.key();
         if ours || matches!(ev, Event::Deleted(_)) {
             self.queue.add(key);
@@ -395,6 +451,14 @@ impl Shared {
         else {
             return Ok(());
         };
+        if node.down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let report_again = self
+            .report_again
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -427,10 +491,12 @@ impl Shared {
             status.and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
-        if running || finished {
+        if finished || (running && !report_again) {
             return Ok(());
         }
-        let Some(ip) = node.ip_for(key) else {
+        // A pod reported again keeps the address it has.
+        let kept = status.and_then(|s| s.pod_ip.clone()).filter(|_| running);
+        let Some(ip) = kept.or_else(|| node.ip_for(key)) else {
             warn!(node = %node.name, "no free pod address on the node");
             return Ok(());
         };
@@ -493,6 +559,7 @@ mod tests {
             name: "sim-3".into(),
             cidr: pod_cidr(3),
             ips: Mutex::new(Default::default()),
+            down: AtomicBool::new(false),
         };
         assert_eq!(node.ip_for("default/a").as_deref(), Some("10.244.3.2"));
         assert_eq!(node.ip_for("default/b").as_deref(), Some("10.244.3.3"));

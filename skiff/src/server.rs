@@ -42,6 +42,10 @@ pub struct ServerArgs {
     /// Seconds between compactions of etcd (to the revision seen one interval earlier).
     #[arg(long, default_value_t = 300)]
     etcd_compaction_interval: u64,
+    /// tolerationSeconds of the `node.kubernetes.io/not-ready` and `unreachable` NoExecute
+    /// tolerations every pod gets unless it has its own (Kubernetes' DefaultTolerationSeconds).
+    #[arg(long, default_value_t = 300)]
+    default_toleration_seconds: i64,
     /// Do not run the scheduler inside `skiff server` (run `skiff scheduler` elsewhere).
     #[arg(long)]
     no_scheduler: bool,
@@ -84,6 +88,7 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
             history: args.history.max(1),
             ..CacheConfig::default()
         },
+        default_toleration_seconds: args.default_toleration_seconds,
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;

@@ -314,6 +314,32 @@ static GENERIC: KindStrategy = KindStrategy {
     validate_update: other::validate_generic_update,
 };
 
+/// Server settings that pod admission defaulting depends on (kube-apiserver's admission
+/// plugin flags), kept apart from [`KindStrategy::default`] because those are pure functions of
+/// the object alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// `tolerationSeconds` of the default not-ready/unreachable tolerations of pods
+    /// (`--default-toleration-seconds`).
+    pub default_toleration_seconds: i64,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            default_toleration_seconds: 300,
+        }
+    }
+}
+
+/// Admission-time defaults of a create or main-resource update, after the kind's defaults:
+/// so far DefaultTolerationSeconds on Pods.
+pub fn admit(group: &str, kind: &str, obj: &mut Value, admission: &Admission) {
+    if group.is_empty() && kind == "Pod" {
+        pod::default_toleration_seconds(obj, admission.default_toleration_seconds);
+    }
+}
+
 /// The strategy for a kind in an API group (`""` for core), e.g. `strategy_for("apps", "Deployment")`.
 ///
 /// Unknown kinds get a permissive strategy (metadata checks only) so that the caller never has

@@ -27,8 +27,8 @@ const PROBE_HANDLERS: [&str; 4] = ["exec", "httpGet", "tcpSocket", "grpc"];
 // ---------------------------------------------------------------------------------------------
 
 /// Defaults of a Pod: the pod-spec defaults, the Pod-only ones (`enableServiceLinks`, requests
-/// from limits, host-network ports), the 300s not-ready/unreachable tolerations Kubernetes adds
-/// in its DefaultTolerationSeconds admission plugin, and the initial status.
+/// from limits, host-network ports) and the initial status. The not-ready/unreachable
+/// tolerations come from [`default_toleration_seconds`], which depends on a server flag.
 pub(crate) fn default_pod(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
@@ -51,7 +51,6 @@ pub(crate) fn default_pod(obj: &mut Value) {
             }
         }
     }
-    default_tolerations(spec);
     let qos = qos_class(spec);
     if let Some(status) = object_mut(obj, "status") {
         set_default_str(status, "phase", "Pending");
@@ -202,7 +201,14 @@ fn tolerates_no_execute(t: &Value, taint_key: &str) -> bool {
         && (key == taint_key || (key.is_empty() && string_or_empty(t, "operator") == "Exists"))
 }
 
-fn default_tolerations(spec: &mut Value) {
+/// Kubernetes' DefaultTolerationSeconds admission plugin: a pod that does not tolerate the
+/// `node.kubernetes.io/not-ready` / `unreachable` `NoExecute` taints gets tolerations for them
+/// with `tolerationSeconds` = `seconds` (`--default-toleration-seconds`, 300 in Kubernetes), so
+/// the node lifecycle controller evicts it that long after its node fails instead of at once.
+pub(crate) fn default_toleration_seconds(obj: &mut Value, seconds: i64) {
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
     if !matches!(
         spec.get("tolerations"),
         None | Some(Value::Null) | Some(Value::Array(_))
@@ -213,7 +219,7 @@ fn default_tolerations(spec: &mut Value) {
     let mut added = Vec::new();
     for taint in [NOT_READY_TAINT, UNREACHABLE_TAINT] {
         if !existing.iter().any(|t| tolerates_no_execute(t, taint)) {
-            added.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            added.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
         }
     }
     if !added.is_empty() {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{KINDS, strategy_for};
+use super::{Admission, KINDS, admit, strategy_for};
 use crate::error::Cause;
 
 /// Decode, default and validate a body like the create path does.
@@ -11,6 +11,7 @@ fn create(group: &str, kind: &str, body: Value) -> (Value, Vec<Cause>) {
     let s = strategy_for(group, kind);
     let mut obj = (s.decode)(body).expect("decodes").object;
     (s.default)(&mut obj);
+    admit(group, kind, &mut obj, &Admission::default());
     let errs = (s.validate)(&obj);
     (obj, errs)
 }
@@ -20,6 +21,7 @@ fn update(group: &str, kind: &str, old: &Value, body: Value) -> Vec<Cause> {
     let s = strategy_for(group, kind);
     let mut new = (s.decode)(body).expect("decodes").object;
     (s.default)(&mut new);
+    admit(group, kind, &mut new, &Admission::default());
     (s.validate_update)(&new, old)
 }
 
@@ -177,6 +179,63 @@ fn pod_only_defaults() {
     assert_eq!(tolerations.len(), 2);
     assert_eq!(tolerations[0]["tolerationSeconds"], 10);
     assert_eq!(obj["status"]["qosClass"], "BestEffort");
+}
+
+#[test]
+fn default_toleration_seconds_follow_the_server_setting() {
+    let cases = [
+        // (tolerations sent, seconds, tolerations stored)
+        (
+            json!(null),
+            10,
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}
+            ]),
+        ),
+        // Tolerating every NoExecute taint (empty key, Exists) already covers both.
+        (
+            json!([{"operator": "Exists", "effect": "NoExecute"}]),
+            10,
+            json!([{"operator": "Exists", "effect": "NoExecute"}]),
+        ),
+        // An effect-less toleration of one key covers that key's NoExecute taint.
+        (
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]),
+            7,
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 7}
+            ]),
+        ),
+        // A NoSchedule toleration does not.
+        (
+            json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoSchedule"}]),
+            300,
+            json!([
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            ]),
+        ),
+    ];
+    for (sent, seconds, want) in cases {
+        let mut obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}], "tolerations": sent}});
+        admit(
+            "",
+            "Pod",
+            &mut obj,
+            &Admission {
+                default_toleration_seconds: seconds,
+            },
+        );
+        assert_eq!(obj["spec"]["tolerations"], want, "sent {sent}");
+    }
+    // Other kinds, and pod templates, are left alone.
+    let mut rs = json!({"spec": {"template": {"spec": {"containers": []}}}});
+    admit("apps", "ReplicaSet", &mut rs, &Admission::default());
+    assert!(rs["spec"].get("tolerations").is_none());
 }
 
 #[test]

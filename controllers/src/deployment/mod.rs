@@ -37,13 +37,15 @@ use runtime::queue::WorkQueue;
 use runtime::request::Preconditions;
 use runtime::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::claim::{self, Claims};
 use crate::context::Context;
-use crate::manager::SYNC_TIMEOUT;
 use recreate::PodPhases;
 use sync::{Action, Observed};
+
+/// The name `--controllers` knows this controller by.
+pub const NAME: &str = "deployment";
 
 /// The Deployment reconciler: caches in, planned actions out.
 pub struct DeploymentReconciler {
@@ -320,9 +322,7 @@ async fn run(ctx: Arc<Context>) {
         CONTROLLER_UID_INDEX,
         Arc::new(|p: &Pod| controller_uid_index(&p.metadata)),
     );
-    while let Err(e) = ctx.informers.wait_for_sync(SYNC_TIMEOUT).await {
-        warn!(error = %e, "deployment controller: caches not synced yet");
-    }
+    crate::caches::wait_for_caches(&ctx, NAME).await;
     let controller = Controller::new(
         DeploymentReconciler {
             client: ctx.client.clone(),
