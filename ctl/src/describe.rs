@@ -81,6 +81,11 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// The collected lines, tabs unaligned.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     pub fn line(&mut self, indent: usize, s: &str) {
         self.text.extend(std::iter::repeat_n(' ', indent));
         self.text.push_str(s);
@@ -606,7 +611,28 @@ fn deployment(w: &mut Writer, o: &Value) {
             ),
         );
     }
-    let tpl = &spec["template"];
+    pod_template(w, &spec["template"]);
+    if let Some(conds) = st["conditions"].as_array().filter(|c| !c.is_empty()) {
+        w.line(0, "Conditions:");
+        w.line(2, "Type\tStatus\tReason");
+        w.line(2, "----\t------\t------");
+        for c in conds {
+            w.line(
+                2,
+                &format!(
+                    "{} \t{}\t{}",
+                    s(&c["type"]),
+                    s(&c["status"]),
+                    s(&c["reason"])
+                ),
+            );
+        }
+    }
+}
+
+/// kubectl's `DescribePodTemplate`: the "Pod Template:" block of `describe deployment`,
+/// also printed by `rollout history --revision`.
+pub fn pod_template(w: &mut Writer, tpl: &Value) {
     w.line(0, "Pod Template:");
     labels_only(w, 2, &tpl["metadata"]);
     let tspec = &tpl["spec"];
@@ -630,22 +656,6 @@ fn deployment(w: &mut Writer, o: &Value) {
         &map_items(&tspec["nodeSelector"], "=", &[]),
     );
     w.multiline(2, "Tolerations", &tolerations(&tspec["tolerations"]));
-    if let Some(conds) = st["conditions"].as_array().filter(|c| !c.is_empty()) {
-        w.line(0, "Conditions:");
-        w.line(2, "Type\tStatus\tReason");
-        w.line(2, "----\t------\t------");
-        for c in conds {
-            w.line(
-                2,
-                &format!(
-                    "{} \t{}\t{}",
-                    s(&c["type"]),
-                    s(&c["status"]),
-                    s(&c["reason"])
-                ),
-            );
-        }
-    }
 }
 
 /// A pod template's labels (and annotations only when there are some), as kubectl prints.
