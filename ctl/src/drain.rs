@@ -228,7 +228,8 @@ fn aggregate(errors: &[String]) -> String {
     }
 }
 
-/// Runs `drain`.
+/// Runs `drain`: cordons every node first, then drains them one by one, going on after a
+/// failure and reporting all of them at the end, as kubectl does.
 pub async fn run(http: &Http, _disc: &Discovery, a: &DrainArgs) -> Result<()> {
     if a.nodes.is_empty() {
         return Err(CtlError::local(
@@ -241,38 +242,53 @@ pub async fn run(http: &Http, _disc: &Discovery, a: &DrainArgs) -> Result<()> {
         ignore_daemonsets: a.ignore_daemonsets,
         delete_emptydir_data: a.delete_emptydir_data,
     };
-    for (i, node) in a.nodes.iter().enumerate() {
+    for node in &a.nodes {
         println!(
             "{}",
             crate::cordon::set_schedulable(http, node, true).await?
         );
-        if let Err(errors) = drain_node(http, node, a, policy, timeout).await {
-            eprintln!(
-                "error: unable to drain node \"{node}\" due to error: {}, continuing command...",
-                aggregate(&errors)
-            );
-            eprintln!("There are pending nodes to be drained:");
-            for n in &a.nodes[i..] {
-                eprintln!(" {n}");
-            }
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            return Err(CtlError::Silent);
-        }
-        println!("node/{node} drained");
     }
-    Ok(())
+    let mut failures = Vec::new();
+    let mut pending = Vec::new();
+    for node in &a.nodes {
+        match drain_node(http, node, a, policy, timeout).await {
+            Ok(()) => println!("node/{node} drained"),
+            Err(errors) => {
+                eprintln!(
+                    "error: unable to drain node \"{node}\" due to error: {}, continuing command...",
+                    aggregate(&errors)
+                );
+                pending.push(node);
+                failures.push(errors);
+            }
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    eprintln!("There are pending nodes to be drained:");
+    for n in pending {
+        eprintln!(" {n}");
+    }
+    // kubectl's aggregate of per-node aggregates: one failing node's errors line by line,
+    // several nodes one line each.
+    let lines: Vec<String> = match failures.as_slice() {
+        [one] => one.clone(),
+        many => many.iter().map(|e| aggregate(e)).collect(),
+    };
+    for l in lines {
+        eprintln!("{l}");
+    }
+    Err(CtlError::Silent)
 }
 
-/// Drains one (cordoned) node; the errors are kubectl's, one per line.
-async fn drain_node(
+/// The node's pods and what becomes of each, or kubectl's refusals.
+async fn pods_for_deletion(
     http: &Http,
     node: &str,
     a: &DrainArgs,
     policy: Policy,
-    timeout: Duration,
-) -> std::result::Result<(), Vec<String>> {
+) -> std::result::Result<Vec<(Value, Verdict)>, Vec<String>> {
     let one = |e: CtlError| vec![message_of(&e)];
     let pods = list_pods(http, node, a.pod_selector.as_deref())
         .await
@@ -305,6 +321,18 @@ async fn drain_node(
     if !refused.is_empty() {
         return Err(refused);
     }
+    Ok(verdicts)
+}
+
+/// Drains one (cordoned) node; the errors are kubectl's, one per line.
+async fn drain_node(
+    http: &Http,
+    node: &str,
+    a: &DrainArgs,
+    policy: Policy,
+    timeout: Duration,
+) -> std::result::Result<(), Vec<String>> {
+    let verdicts = pods_for_deletion(http, node, a, policy).await?;
     if let Some(w) = warnings(&verdicts) {
         eprintln!("Warning: {w}");
     }
@@ -316,7 +344,7 @@ async fn drain_node(
     let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
     let results = futures::future::join_all(doomed.iter().map(|pod| async move {
         if a.disable_eviction {
-            delete_and_wait(http, pod, a.grace_period, deadline, timeout).await
+            delete_and_wait(http, pod, a.grace_period, deadline).await
         } else {
             evict_and_wait(http, pod, a.grace_period, deadline, timeout).await
         }
@@ -324,10 +352,26 @@ async fn drain_node(
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
     if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+        return Ok(());
     }
+    // What is still there, as kubectl lists it before giving up on the node.
+    if let Ok(left) = pods_for_deletion(http, node, a, policy).await {
+        let left: Vec<&Value> = left
+            .iter()
+            .filter(|(_, v)| v.deletes())
+            .map(|(p, _)| p)
+            .collect();
+        if !left.is_empty() {
+            eprintln!(
+                "There are pending pods in node \"{node}\" when an error occurred: {}",
+                aggregate(&errors)
+            );
+            for p in left {
+                eprintln!("pod/{}", p["metadata"]["name"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Err(errors)
 }
 
 fn message_of(e: &CtlError) -> String {
@@ -395,7 +439,6 @@ async fn evict_and_wait(
     let (path, ns, name) = pod_path(pod);
     let body = eviction(pod, grace_period);
     loop {
-        println!("pod/{name} eviction started");
         println!("evicting pod {ns}/{name}");
         if timed_out(deadline) {
             return Err(format!(
@@ -428,7 +471,13 @@ async fn evict_and_wait(
             }
         }
     }
-    wait_gone(http, pod, "evicted", deadline, timeout).await
+    let (_, ns, name) = pod_path(pod);
+    wait_gone(http, pod, true, deadline).await.map_err(|e| {
+        format!(
+            "error when waiting for pod \"{name}\" in namespace \"{ns}\" to terminate: {}",
+            e.unwrap_or_else(|| "context deadline exceeded".into())
+        )
+    })
 }
 
 async fn delete_and_wait(
@@ -436,7 +485,6 @@ async fn delete_and_wait(
     pod: &Value,
     grace_period: i64,
     deadline: Option<Instant>,
-    timeout: Duration,
 ) -> std::result::Result<(), String> {
     let (path, _, name) = pod_path(pod);
     let mut opts = json!({});
@@ -449,17 +497,20 @@ async fn delete_and_wait(
         Err(e) => return Err(message_of(&e)),
     }
     println!("pod/{name} deletion started");
-    wait_gone(http, pod, "deleted", deadline, timeout).await
+    wait_gone(http, pod, false, deadline)
+        .await
+        .map_err(|e| e.unwrap_or_else(|| "timed out waiting for the condition".into()))
 }
 
-/// Polls the pod every second until it is gone (or replaced by a new pod of the same name).
+/// Polls the pod every second until it is gone (or replaced by a new pod of the same name)
+/// and prints `pod/NAME evicted` (or `deleted`). Fails with the server's message, or `None`
+/// when the deadline passed.
 async fn wait_gone(
     http: &Http,
     pod: &Value,
-    done: &str,
+    evicted: bool,
     deadline: Option<Instant>,
-    timeout: Duration,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Option<String>> {
     let (path, _, name) = pod_path(pod);
     let uid = &pod["metadata"]["uid"];
     loop {
@@ -468,27 +519,21 @@ async fn wait_gone(
             Ok(p) if &p["metadata"]["uid"] != uid => break,
             Ok(_) => {}
             Err(e) => {
-                let failed = if done == "evicted" {
+                let failed = if evicted {
                     "eviction failed"
                 } else {
                     "deletion failed"
                 };
                 println!("pod/{name} {failed}");
-                return Err(format!(
-                    "error when waiting for pod \"{name}\" terminating: {}",
-                    message_of(&e)
-                ));
+                return Err(Some(message_of(&e)));
             }
         }
         if timed_out(deadline) {
-            return Err(format!(
-                "error when waiting for pod \"{name}\" terminating: global timeout reached: {}",
-                go_duration(timeout)
-            ));
+            return Err(None);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    println!("pod/{name} {done}");
+    println!("pod/{name} {}", if evicted { "evicted" } else { "deleted" });
     Ok(())
 }
 
