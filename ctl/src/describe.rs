@@ -97,6 +97,19 @@ impl Writer {
         self.line(indent, &format!("{key}:\t{value}"));
     }
 
+    /// Like [`Writer::multiline`], but the continuation lines start at the margin, as
+    /// kubectl's pod-template describer writes them (after tab alignment the two look the
+    /// same; `rollout history --revision` prints the tabs raw).
+    pub fn multiline_bare(&mut self, indent: usize, key: &str, items: &[String]) {
+        if items.is_empty() {
+            return self.field(indent, key, "<none>");
+        }
+        self.field(indent, key, &items[0]);
+        for it in &items[1..] {
+            self.line(0, &format!("\t{it}"));
+        }
+    }
+
     /// A list under a key: the first item on the key's line, the rest below it.
     pub fn multiline(&mut self, indent: usize, key: &str, items: &[String]) {
         if items.is_empty() {
@@ -650,20 +663,20 @@ pub fn pod_template(w: &mut Writer, tpl: &Value) {
     }
     containers(w, "Containers", 2, 3, &tspec["containers"], &[]);
     volumes(w, 2, &tspec["volumes"]);
-    w.multiline(
+    w.multiline_bare(
         2,
         "Node-Selectors",
         &map_items(&tspec["nodeSelector"], "=", &[]),
     );
-    w.multiline(2, "Tolerations", &tolerations(&tspec["tolerations"]));
+    w.multiline_bare(2, "Tolerations", &tolerations(&tspec["tolerations"]));
 }
 
 /// A pod template's labels (and annotations only when there are some), as kubectl prints.
 fn labels_only(w: &mut Writer, indent: usize, m: &Value) {
-    w.multiline(indent, "Labels", &map_items(&m["labels"], "=", &[]));
+    w.multiline_bare(indent, "Labels", &map_items(&m["labels"], "=", &[]));
     let ann = map_items(&m["annotations"], ": ", &[]);
     if !ann.is_empty() {
-        w.multiline(indent, "Annotations", &ann);
+        w.multiline_bare(indent, "Annotations", &ann);
     }
 }
 

@@ -486,7 +486,7 @@ async fn delete_and_wait(
     grace_period: i64,
     deadline: Option<Instant>,
 ) -> std::result::Result<(), String> {
-    let (path, _, name) = pod_path(pod);
+    let (path, _, _) = pod_path(pod);
     let mut opts = json!({});
     if grace_period >= 0 {
         opts["gracePeriodSeconds"] = json!(grace_period);
@@ -496,7 +496,6 @@ async fn delete_and_wait(
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(message_of(&e)),
     }
-    println!("pod/{name} deletion started");
     wait_gone(http, pod, false, deadline)
         .await
         .map_err(|e| e.unwrap_or_else(|| "timed out waiting for the condition".into()))

@@ -87,9 +87,7 @@ pub fn history_table(revs: &BTreeMap<i64, Value>) -> String {
             .unwrap_or("<none>");
         text.push_str(&format!("{r}\t{cause}\n"));
     }
-    let mut out = crate::tabwriter::align(&text, 0, 2);
-    out.push('\n');
-    out
+    crate::tabwriter::align(&text, 0, 2)
 }
 
 /// What `rollout history` prints after the object's name: the table, or with `--revision`
@@ -129,7 +127,7 @@ mod tests {
             (vec![], "No rollout history found."),
             (
                 vec![rs(Some("2"), None, "b"), rs(Some("1"), None, "a")],
-                "REVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n",
+                "REVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n",
             ),
             (
                 vec![
@@ -138,7 +136,7 @@ mod tests {
                     rs(Some("x"), None, "bad"),
                     rs(None, None, "unannotated"),
                 ],
-                "REVISION  CHANGE-CAUSE\n0         <none>\n9         <none>\n10        kubectl set image x\n\n",
+                "REVISION  CHANGE-CAUSE\n0         <none>\n9         <none>\n10        kubectl set image x\n",
             ),
         ] {
             assert_eq!(history_table(&revisions(&sets)), want);
