@@ -467,10 +467,13 @@ async fn rollout_history_undo_pause_restart_match_kubectl() {
     step(&both, &["rollout", "undo", "deploy/nope"]);
 }
 
-/// A command running in the background whose stdout lines arrive on a channel.
+/// A command running in the background whose output lines arrive on a channel
+/// (`true` marks stderr lines).
 struct Running {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    lines: mpsc::Receiver<(bool, String)>,
+    /// Every line received so far, in arrival order.
+    seen: std::cell::RefCell<Vec<(bool, String)>>,
 }
 
 impl Running {
@@ -482,37 +485,73 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
+        let forward =
+            |r: Box<dyn std::io::Read + Send>, is_err: bool, tx: mpsc::Sender<(bool, String)>| {
+                std::thread::spawn(move || {
+                    for l in BufReader::new(r).lines().map_while(|l| l.ok()) {
+                        if tx.send((is_err, l)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            };
+        forward(
+            Box::new(child.stdout.take().expect("stdout")),
+            false,
+            tx.clone(),
+        );
+        forward(Box::new(child.stderr.take().expect("stderr")), true, tx);
+        Running {
+            child,
+            lines,
+            seen: Default::default(),
+        }
     }
 
-    /// The next line, waiting at most 30 s.
-    fn line(&self) -> String {
-        self.lines
+    /// The next line on stdout or stderr, waiting at most 30 s.
+    fn next(&self) -> (bool, String) {
+        let l = self
+            .lines
             .recv_timeout(Duration::from_secs(30))
-            .expect("a line within 30 s")
+            .expect("a line within 30 s");
+        self.seen.borrow_mut().push(l.clone());
+        l
     }
 
-    /// Waits for the exit; returns the code and stderr.
-    fn finish(mut self) -> (i32, String) {
-        let status = self.child.wait().expect("wait");
-        let mut err = String::new();
-        use std::io::Read;
-        self.child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err)
-            .expect("read stderr");
-        (status.code().unwrap_or(-1), err)
+    /// The next stdout line (stderr lines before it are skipped).
+    fn line(&self) -> String {
+        loop {
+            if let (false, l) = self.next() {
+                return l;
+            }
+        }
+    }
+
+    /// The next stderr line (stdout lines before it are skipped).
+    fn error_line(&self) -> String {
+        loop {
+            if let (true, l) = self.next() {
+                return l;
+            }
+        }
+    }
+
+    /// Waits for the exit; returns the code and everything printed to stdout and to stderr.
+    fn finish(self) -> (i32, Vec<String>, Vec<String>) {
+        let mut child = self.child;
+        let status = child.wait().expect("wait");
+        let mut seen = self.seen.into_inner();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            seen.push(l);
+        }
+        let pick = |err: bool| -> Vec<String> {
+            seen.iter()
+                .filter(|(e, _)| *e == err)
+                .map(|(_, l)| l.clone())
+                .collect()
+        };
+        (status.code().unwrap_or(-1), pick(false), pick(true))
     }
 }
 
@@ -591,7 +630,8 @@ async fn rollout_status_follows_the_deployment_like_kubectl() {
     status(json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3})).await;
     for r in runs {
         assert_eq!(r.line(), "deployment \"web\" successfully rolled out");
-        assert_eq!(r.finish(), (0, String::new()));
+        let (code, out, err) = r.finish();
+        assert_eq!((code, out.len(), err), (0, 4, Vec::<String>::new()));
     }
     step(&both, &["rollout", "status", "deploy/web"]);
     let pinned = step(&both, &["rollout", "status", "deploy/web", "--revision=2"]);
@@ -791,6 +831,49 @@ async fn drain_matches_kubectl() {
     assert_eq!(a.code, 0, "{a:?}");
     assert!(a.stdout.contains("pod/slow evicted\n"), "{a:?}");
     assert!(!pod_exists(&server, "slow").await);
+    // A PodDisruptionBudget answers 429: kubectl's report when --timeout ends the retries,
+    // and a retry that succeeds once the budget allows it.
+    let guarded = pod_manifest("guarded", "n1", quick, "  labels: {app: guarded}\n");
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: pdb, namespace: sk}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: guarded}}\n";
+    both.skiffctl(&["apply", "-f", "-"], Some(&guarded)).ok();
+    both.skiffctl(&["apply", "-f", "-"], Some(pdb)).ok();
+    uncordon();
+    let mut outs = Vec::new();
+    for bin in [SKIFFCTL, KUBECTL] {
+        outs.push(drain(&both, bin, &["n1", "--force", "--timeout=3s"]));
+        uncordon();
+    }
+    assert_eq!(outs[0], outs[1], "skiffctl (left) and kubectl (right)");
+    assert!(outs[0].stderr.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."), "{:?}", outs[0]);
+    let run = Running::start(SKIFFCTL, &server, &["drain", "n1", "--force"]);
+    assert_eq!(run.line(), "node/n1 cordoned");
+    assert!(
+        run.error_line()
+            .starts_with("Warning: deleting Pods that declare no controller")
+    );
+    assert!(run.error_line().contains("(will retry after 5s)"));
+    merge_patch(
+        &server,
+        "/apis/policy/v1/namespaces/sk/poddisruptionbudgets/pdb/status",
+        json!({"status": {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}}),
+    )
+    .await;
+    // The two output streams arrive on separate pipes: check each as a whole.
+    let (code, out, err) = run.finish();
+    assert_eq!(code, 0, "{out:?} {err:?}");
+    assert_eq!(
+        out,
+        [
+            "node/n1 cordoned",
+            "evicting pod sk/guarded",
+            "evicting pod sk/guarded",
+            "pod/guarded evicted",
+            "node/n1 drained"
+        ]
+    );
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(!pod_exists(&server, "guarded").await);
+
     // Nothing left: cordon and done.
     uncordon();
     assert_eq!(
