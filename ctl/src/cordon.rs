@@ -67,9 +67,10 @@ pub async fn run(http: &Http, _disc: &Discovery, a: &CordonArgs, cordon: bool) -
         );
     }
     if nodes.is_empty() {
-        return Err(crate::error::CtlError::local(
-            "USAGE: cordon NODE [flags]; see 'skiffctl cordon -h' for help",
-        ));
+        let verb = if cordon { "cordon" } else { "uncordon" };
+        return Err(crate::error::CtlError::Local(format!(
+            "USAGE: {verb} NODE [flags]; see 'skiffctl {verb} -h' for help"
+        )));
     }
     for n in nodes {
         println!("{}", set_schedulable(http, &n, cordon).await?);

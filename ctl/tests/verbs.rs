@@ -297,6 +297,53 @@ async fn cordon_scale_and_set_image_match_kubectl() {
     }
     assert_eq!(images("sk").await, ["alpine:3", "alpine:3"]);
     assert_eq!(images("sk").await, images("kc").await);
+    // StatefulSets and ReplicationControllers scale through /scale too; -f names the objects.
+    let more = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 1\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: postgres}]}\n---\napiVersion: v1\nkind: ReplicationController\nmetadata: {name: old}\nspec:\n  replicas: 1\n  selector: {app: old}\n  template:\n    metadata: {labels: {app: old}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    let file = server.data_dir.join("more.yaml");
+    std::fs::write(&file, more).expect("write manifest");
+    let file = file.to_str().expect("utf-8 path");
+    let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    for ns in ["sk", "kc"] {
+        both.kubectl(&["apply", "-n", ns, "-f", file], None).ok();
+        both.kubectl(&["apply", "-n", ns, "-f", "-"], Some(ds)).ok();
+    }
+    assert_eq!(
+        step(&both, &["scale", "-f", file, "--replicas=3"]).stdout,
+        "statefulset.apps/db scaled\nreplicationcontroller/old scaled\n"
+    );
+    for ns in ["sk", "kc"] {
+        let sts = get(
+            srv,
+            &format!("/apis/apps/v1/namespaces/{ns}/statefulsets/db"),
+        )
+        .await;
+        let rc = get(
+            srv,
+            &format!("/api/v1/namespaces/{ns}/replicationcontrollers/old"),
+        )
+        .await;
+        assert_eq!(
+            (&sts["spec"]["replicas"], &rc["spec"]["replicas"]),
+            (&json!(3), &json!(3))
+        );
+    }
+    for (args, out) in [
+        (
+            &["set", "image", "sts/db", "db=postgres:17"][..],
+            "statefulset.apps/db image updated\n",
+        ),
+        (
+            &["set", "image", "ds/agent", "c=busybox:1.37"],
+            "daemonset.apps/agent image updated\n",
+        ),
+    ] {
+        assert_eq!(step(&both, args).stdout, out, "{args:?}");
+    }
+    let ds_image =
+        get(srv, "/apis/apps/v1/namespaces/sk/daemonsets/agent").await["spec"]["template"]["spec"]
+            ["containers"][0]["image"]
+            .clone();
+    assert_eq!(ds_image, "busybox:1.37");
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n";
     for ns in ["sk", "kc"] {
         both.skiffctl(&["apply", "-n", ns, "-f", "-"], Some(pod))

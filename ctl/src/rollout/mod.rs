@@ -97,6 +97,10 @@ pub async fn run(http: &Http, disc: &Discovery, cmd: &RolloutCmd) -> Result<()> 
         RolloutCmd::Status(a) => parse_duration(&a.timeout)?,
         _ => std::time::Duration::ZERO,
     };
+    if objects.args.is_empty() && objects.files.is_empty() {
+        return Err(CtlError::local("required resource not specified"));
+    }
+    // A bare type means every object of it, as in kubectl's rollout commands.
     let targets = select(
         http,
         disc,
@@ -104,15 +108,13 @@ pub async fn run(http: &Http, disc: &Discovery, cmd: &RolloutCmd) -> Result<()> 
             args: &objects.args,
             files: &objects.files,
             selector: objects.selector.as_deref(),
-            all: false,
+            all: true,
         },
     )
     .await?;
     if targets.is_empty() {
-        return Err(CtlError::Local(format!(
-            "no resources found in {} namespace.",
-            http.namespace
-        )));
+        eprintln!("No resources found in {} namespace.", http.namespace);
+        return Ok(());
     }
     for o in &targets {
         let live = http.get(&o.path(), JSON).await?;
