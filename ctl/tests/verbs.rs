@@ -921,6 +921,26 @@ async fn drain_matches_kubectl() {
     assert_eq!(err.len(), 2, "{err:?}");
     assert!(!pod_exists(&server, "guarded").await);
 
+    uncordon();
+    // --pod-selector drains only the matching pods; --disable-eviction deletes instead of
+    // evicting (kubectl itself sends a protobuf DELETE there, which Skiff refuses).
+    for (name, label) in [("pick", "a"), ("keep", "b")] {
+        let m = pod_manifest(name, "n1", quick, &format!("  labels: {{app: {label}}}\n"));
+        both.skiffctl(&["apply", "-f", "-"], Some(&m)).ok();
+    }
+    let a = drain(&both, SKIFFCTL, &["n1", "--force", "--pod-selector=app=a"]);
+    assert_eq!(
+        a.ok(),
+        "node/n1 cordoned\nevicting pod sk/pick\npod/pick evicted\nnode/n1 drained\n"
+    );
+    assert!(pod_exists(&server, "keep").await);
+    let a = drain(&both, SKIFFCTL, &["n1", "--force", "--disable-eviction"]);
+    assert_eq!(
+        a.ok(),
+        "node/n1 already cordoned\npod/keep deleted\nnode/n1 drained\n"
+    );
+    assert!(!pod_exists(&server, "keep").await);
+
     // Nothing left: cordon and done.
     uncordon();
     assert_eq!(
