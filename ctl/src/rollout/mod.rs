@@ -146,7 +146,7 @@ pub async fn run(http: &Http, disc: &Discovery, cmd: &RolloutCmd) -> Result<()> 
                             "skipped rollback (current template already matches revision {r})"
                         ),
                         undo::Undo::Patch(p) => {
-                            patch(http, &o.path(), JSON_PATCH, &p).await?;
+                            restore(http, o, &p, a.to_revision).await?;
                             "rolled back".to_string()
                         }
                     };
@@ -170,6 +170,18 @@ pub async fn run(http: &Http, disc: &Discovery, cmd: &RolloutCmd) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Sends the rollback patch; failures read as kubectl's (`failed restoring revision N: ...`),
+/// including a Deployment changed since it was read (the patch's resourceVersion test).
+async fn restore(http: &Http, o: &ObjRef<'_>, p: &Value, to_revision: i64) -> Result<()> {
+    match patch(http, &o.path(), JSON_PATCH, p).await {
+        Ok(_) => Ok(()),
+        Err(CtlError::Server { message, .. } | CtlError::Local(message)) => Err(CtlError::Local(
+            format!("failed restoring revision {to_revision}: {message}"),
+        )),
+        Err(CtlError::Silent) => Err(CtlError::Silent),
+    }
 }
 
 fn rollout_path(o: &ObjRef<'_>) -> String {
