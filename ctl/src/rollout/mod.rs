@@ -58,7 +58,7 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = 0)]
     pub revision: i64,
     /// Watch until the rollout is done (`--watch=false` prints once).
-    #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub watch: bool,
     /// How long to wait before giving up (`0`: forever), e.g. `30s`, `2m`.
     #[arg(long, default_value = "0s")]
