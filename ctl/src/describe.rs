@@ -84,6 +84,11 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// The collected lines, tabs unaligned.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     pub fn line(&mut self, indent: usize, s: &str) {
         self.text.extend(std::iter::repeat_n(' ', indent));
         self.text.push_str(s);
@@ -93,6 +98,19 @@ impl Writer {
     /// `Key:\tvalue`, or `Key:\t<none>` for an empty value.
     pub fn field(&mut self, indent: usize, key: &str, value: &str) {
         self.line(indent, &format!("{key}:\t{value}"));
+    }
+
+    /// Like [`Writer::multiline`], but the continuation lines start at the margin, as
+    /// kubectl's pod-template describer writes them (after tab alignment the two look the
+    /// same; `rollout history --revision` prints the tabs raw).
+    pub fn multiline_bare(&mut self, indent: usize, key: &str, items: &[String]) {
+        if items.is_empty() {
+            return self.field(indent, key, "<none>");
+        }
+        self.field(indent, key, &items[0]);
+        for it in &items[1..] {
+            self.line(0, &format!("\t{it}"));
+        }
     }
 
     /// A list under a key: the first item on the key's line, the rest below it.
@@ -608,30 +626,7 @@ fn deployment(w: &mut Writer, o: &Value) {
             ),
         );
     }
-    let tpl = &spec["template"];
-    w.line(0, "Pod Template:");
-    labels_only(w, 2, &tpl["metadata"]);
-    let tspec = &tpl["spec"];
-    if tspec["serviceAccountName"]
-        .as_str()
-        .is_some_and(|x| !x.is_empty())
-    {
-        w.field(2, "Service Account", s(&tspec["serviceAccountName"]));
-    }
-    if tspec["initContainers"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
-    {
-        containers(w, "Init Containers", 2, 3, &tspec["initContainers"], &[]);
-    }
-    containers(w, "Containers", 2, 3, &tspec["containers"], &[]);
-    volumes(w, 2, &tspec["volumes"]);
-    w.multiline(
-        2,
-        "Node-Selectors",
-        &map_items(&tspec["nodeSelector"], "=", &[]),
-    );
-    w.multiline(2, "Tolerations", &tolerations(&tspec["tolerations"]));
+    pod_template(w, &spec["template"]);
     if let Some(conds) = st["conditions"].as_array().filter(|c| !c.is_empty()) {
         w.line(0, "Conditions:");
         w.line(2, "Type\tStatus\tReason");
@@ -650,12 +645,40 @@ fn deployment(w: &mut Writer, o: &Value) {
     }
 }
 
+/// kubectl's `DescribePodTemplate`: the "Pod Template:" block of `describe deployment`,
+/// also printed by `rollout history --revision`.
+pub fn pod_template(w: &mut Writer, tpl: &Value) {
+    w.line(0, "Pod Template:");
+    labels_only(w, 2, &tpl["metadata"]);
+    let tspec = &tpl["spec"];
+    if tspec["serviceAccountName"]
+        .as_str()
+        .is_some_and(|x| !x.is_empty())
+    {
+        w.field(2, "Service Account", s(&tspec["serviceAccountName"]));
+    }
+    if tspec["initContainers"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        containers(w, "Init Containers", 2, 3, &tspec["initContainers"], &[]);
+    }
+    containers(w, "Containers", 2, 3, &tspec["containers"], &[]);
+    volumes(w, 2, &tspec["volumes"]);
+    w.multiline_bare(
+        2,
+        "Node-Selectors",
+        &map_items(&tspec["nodeSelector"], "=", &[]),
+    );
+    w.multiline_bare(2, "Tolerations", &tolerations(&tspec["tolerations"]));
+}
+
 /// A pod template's labels (and annotations only when there are some), as kubectl prints.
 fn labels_only(w: &mut Writer, indent: usize, m: &Value) {
-    w.multiline(indent, "Labels", &map_items(&m["labels"], "=", &[]));
+    w.multiline_bare(indent, "Labels", &map_items(&m["labels"], "=", &[]));
     let ann = map_items(&m["annotations"], ": ", &[]);
     if !ann.is_empty() {
-        w.multiline(indent, "Annotations", &ann);
+        w.multiline_bare(indent, "Annotations", &ann);
     }
 }
 

@@ -7,10 +7,12 @@
 
 mod age;
 mod apply;
+mod cordon;
 mod delete;
 mod describe;
 mod describe_node;
 mod discovery;
+mod drain;
 mod edit;
 mod error;
 mod get;
@@ -19,7 +21,11 @@ mod jsonpath;
 mod kubeconfig;
 mod label;
 mod manifest;
+mod objects;
 mod print;
+mod rollout;
+mod scale;
+mod set_image;
 mod smp;
 mod tabwriter;
 mod yaml;
@@ -70,6 +76,20 @@ enum Command {
     Label(label::LabelArgs),
     /// Update the annotations on a resource.
     Annotate(label::LabelArgs),
+    /// Set a new size for a deployment, replica set, replication controller or stateful set.
+    Scale(scale::ScaleArgs),
+    /// Change fields of existing objects (`set image`).
+    #[command(subcommand)]
+    Set(set_image::SetCmd),
+    /// Manage the rollout of deployments.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCmd),
+    /// Mark a node as unschedulable.
+    Cordon(cordon::CordonArgs),
+    /// Mark a node as schedulable.
+    Uncordon(cordon::CordonArgs),
+    /// Drain a node in preparation for maintenance.
+    Drain(drain::DrainArgs),
     /// Read or change the kubeconfig.
     #[command(subcommand)]
     Config(kubeconfig::ConfigCmd),
@@ -134,6 +154,12 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Annotate(a) => {
                     label::run(&http, &disc, a, label::Which::Annotations).await
                 }
+                Command::Scale(a) => scale::run(&http, &disc, a).await,
+                Command::Set(set_image::SetCmd::Image(a)) => set_image::run(&http, &disc, a).await,
+                Command::Rollout(c) => rollout::run(&http, &disc, c).await,
+                Command::Cordon(a) => cordon::run(&http, &disc, a, true).await,
+                Command::Uncordon(a) => cordon::run(&http, &disc, a, false).await,
+                Command::Drain(a) => drain::run(&http, &disc, a).await,
                 Command::Version | Command::Config(_) | Command::Completion { .. } => {
                     unreachable!("handled above")
                 }

@@ -67,3 +67,54 @@ async fn unknown_kind_and_malformed_manifests() {
         "unable to match a printer",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imperative_verbs_refuse_bad_input_in_one_line() {
+    let server = TestServer::start(&[]).await;
+    let kc = &server.kubeconfig;
+    for (args, message) in [
+        (
+            &["scale", "deploy", "web"][..],
+            "error: required flag(s) \"replicas\" not set",
+        ),
+        (
+            &["scale", "deploy", "web", "--replicas=-3"],
+            "COUNT must be greater than or equal to 0",
+        ),
+        (
+            &["scale", "deploy", "nope", "--replicas=1"],
+            "error: no objects passed to scale deployments.apps \"nope\" not found",
+        ),
+        (
+            &["set", "image", "deploy/web"],
+            "error: at least one image update is required",
+        ),
+        (
+            &["set", "image", "deploy/web", "*=a", "web=b"],
+            "all containers are already specified by *",
+        ),
+        (
+            &["rollout", "status", "deploy/nope"],
+            "Error from server (NotFound): deployments.apps \"nope\" not found",
+        ),
+        (
+            &["rollout", "undo", "deployment/nope"],
+            "Error from server (NotFound): deployments.apps \"nope\" not found",
+        ),
+        (
+            &["rollout", "history", "deploy", "nope"],
+            "Error from server (NotFound): deployments.apps \"nope\" not found",
+        ),
+        (
+            &["rollout", "status", "deploy/nope", "--timeout=soon"],
+            "invalid duration \"soon\"",
+        ),
+        (
+            &["drain", "nope"],
+            "Error from server (NotFound): nodes \"nope\" not found",
+        ),
+        (&["cordon", "nope"], "(NotFound): nodes \"nope\" not found"),
+    ] {
+        one_line_error(&run(SKIFFCTL, kc, args, None), message);
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::support::TestServer;
-use common::{KUBECTL, Out, SKIFFCTL, mask_ages, run};
+use common::{Both, KUBECTL, Out, SKIFFCTL, mask_ages};
 use serde_json::Value;
 
 const WEB_V1: &str = "apiVersion: apps/v1
@@ -131,40 +131,6 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: kc}
 ";
-
-struct Both<'a> {
-    server: &'a TestServer,
-}
-
-impl Both<'_> {
-    fn skiffctl(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        run(SKIFFCTL, &self.server.kubeconfig, args, stdin)
-    }
-
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        run(KUBECTL, &self.server.kubeconfig, args, stdin)
-    }
-
-    /// Runs the same command with both tools until their (age-masked) outputs agree, a few
-    /// times at most: controllers may change status between the two runs.
-    fn same(&self, args: &[&str]) -> String {
-        let mut last = None;
-        for _ in 0..5 {
-            let (a, b) = (self.skiffctl(args, None), self.kubectl(args, None));
-            let (ma, mb) = (mask_ages(&a.stdout), mask_ages(&b.stdout));
-            if a.code == b.code && ma == mb && a.stderr == b.stderr {
-                return a.stdout;
-            }
-            last = Some((a, b));
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let (a, b) = last.expect("ran");
-        panic!(
-            "skiffctl and kubectl differ for {args:?}\n--- skiffctl (code {}):\n{}{}\n--- kubectl (code {}):\n{}{}",
-            a.code, a.stdout, a.stderr, b.code, b.stdout, b.stderr
-        );
-    }
-}
 
 /// Runs a tool with `EDITOR` set.
 fn run_env(bin: &str, server: &TestServer, args: &[&str], editor: &str) -> Out {

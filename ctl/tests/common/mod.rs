@@ -10,6 +10,7 @@ pub mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The real kubectl on these machines.
 pub const KUBECTL: &str = "/usr/bin/kubectl";
@@ -108,4 +109,39 @@ pub fn mask_ages(table: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// skiffctl and kubectl against one server.
+pub struct Both<'a> {
+    pub server: &'a support::TestServer,
+}
+
+impl Both<'_> {
+    pub fn skiffctl(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        run(SKIFFCTL, &self.server.kubeconfig, args, stdin)
+    }
+
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        run(KUBECTL, &self.server.kubeconfig, args, stdin)
+    }
+
+    /// Runs the same command with both tools until their (age-masked) outputs agree, a few
+    /// times at most: controllers may change status between the two runs.
+    pub fn same(&self, args: &[&str]) -> String {
+        let mut last = None;
+        for _ in 0..5 {
+            let (a, b) = (self.skiffctl(args, None), self.kubectl(args, None));
+            let (ma, mb) = (mask_ages(&a.stdout), mask_ages(&b.stdout));
+            if a.code == b.code && ma == mb && a.stderr == b.stderr {
+                return a.stdout;
+            }
+            last = Some((a, b));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let (a, b) = last.expect("ran");
+        panic!(
+            "skiffctl and kubectl differ for {args:?}\n--- skiffctl (code {}):\n{}{}\n--- kubectl (code {}):\n{}{}",
+            a.code, a.stdout, a.stderr, b.code, b.stdout, b.stderr
+        );
+    }
 }
