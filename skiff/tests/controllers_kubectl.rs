@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kubelet::simulated::{Fleet, FleetConfig};
 use runtime::{Api, Client, ListParams};
-use support::{TestServer, wait_for};
+use support::{KubectlOutput, TestServer, wait_for};
 
 const WEB: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -77,8 +77,27 @@ async fn wait_all_on(pods: &Api<Pod>, n: usize, image: &str) {
     .await;
 }
 
-fn rollout_status(server: &TestServer) {
-    let out = server.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+/// Which kubectl-like tool a test drives.
+#[derive(Clone, Copy)]
+enum Tool {
+    Kubectl,
+    Skiffctl,
+}
+
+fn run(server: &TestServer, tool: Tool, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    match tool {
+        Tool::Kubectl => server.kubectl_stdin(args, stdin),
+        Tool::Skiffctl => server.skiffctl_stdin(args, stdin),
+    }
+}
+
+fn rollout_status(server: &TestServer, tool: Tool) {
+    let out = run(
+        server,
+        tool,
+        &["rollout", "status", "deployment/web", "--timeout=90s"],
+        None,
+    );
     assert!(
         out.ok()
             .contains("deployment \"web\" successfully rolled out"),
@@ -88,22 +107,41 @@ fn rollout_status(server: &TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rolls_out_undoes_restarts_scales_and_drains() {
+    rolls_out_undoes_restarts_scales_and_drains(Tool::Kubectl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skiffctl_rolls_out_undoes_restarts_scales_and_drains() {
+    rolls_out_undoes_restarts_scales_and_drains(Tool::Skiffctl).await;
+}
+
+async fn rolls_out_undoes_restarts_scales_and_drains(tool: Tool) {
     let server = TestServer::start_server().await;
     let c = client(&server);
     let _fleet = fleet(&c, 3).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
 
-    server.kubectl_stdin(&["apply", "-f", "-"], Some(WEB)).ok();
-    rollout_status(&server);
+    run(&server, tool, &["apply", "-f", "-"], Some(WEB)).ok();
+    rollout_status(&server, tool);
     wait_all_on(&pods, 4, "skiff.local/web:v1").await;
 
     // set image rolls to v2, and rollout status waits for it.
-    let out = server.kubectl(&["set", "image", "deployment/web", "web=skiff.local/web:v2"]);
+    let out = run(
+        &server,
+        tool,
+        &["set", "image", "deployment/web", "web=skiff.local/web:v2"],
+        None,
+    );
     assert_eq!(out.ok().trim(), "deployment.apps/web image updated");
-    rollout_status(&server);
+    rollout_status(&server, tool);
     wait_all_on(&pods, 4, "skiff.local/web:v2").await;
 
-    let history = server.kubectl(&["rollout", "history", "deployment/web"]);
+    let history = run(
+        &server,
+        tool,
+        &["rollout", "history", "deployment/web"],
+        None,
+    );
     let revisions: BTreeSet<&str> = history
         .ok()
         .lines()
@@ -113,11 +151,16 @@ async fn kubectl_rolls_out_undoes_restarts_scales_and_drains() {
     assert_eq!(revisions, BTreeSet::from(["1", "2"]), "{}", history.stdout);
 
     // undo goes back to v1 (revision 1 becomes revision 3).
-    let out = server.kubectl(&["rollout", "undo", "deployment/web"]);
+    let out = run(&server, tool, &["rollout", "undo", "deployment/web"], None);
     assert_eq!(out.ok().trim(), "deployment.apps/web rolled back");
-    rollout_status(&server);
+    rollout_status(&server, tool);
     wait_all_on(&pods, 4, "skiff.local/web:v1").await;
-    let history = server.kubectl(&["rollout", "history", "deployment/web"]);
+    let history = run(
+        &server,
+        tool,
+        &["rollout", "history", "deployment/web"],
+        None,
+    );
     let revisions: BTreeSet<&str> = history
         .ok()
         .lines()
@@ -135,9 +178,14 @@ async fn kubectl_rolls_out_undoes_restarts_scales_and_drains() {
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    let out = server.kubectl(&["rollout", "restart", "deployment/web"]);
+    let out = run(
+        &server,
+        tool,
+        &["rollout", "restart", "deployment/web"],
+        None,
+    );
     assert_eq!(out.ok().trim(), "deployment.apps/web restarted");
-    rollout_status(&server);
+    rollout_status(&server, tool);
     wait_for("every pod replaced", Duration::from_secs(90), || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
@@ -154,13 +202,18 @@ async fn kubectl_rolls_out_undoes_restarts_scales_and_drains() {
     .await;
 
     // scale.
-    let out = server.kubectl(&["scale", "deployment/web", "--replicas=6"]);
+    let out = run(
+        &server,
+        tool,
+        &["scale", "deployment/web", "--replicas=6"],
+        None,
+    );
     assert_eq!(out.ok().trim(), "deployment.apps/web scaled");
-    rollout_status(&server);
+    rollout_status(&server, tool);
     wait_all_on(&pods, 6, "skiff.local/web:v1").await;
 
     // describe shows the ReplicaSets and the scaling Events.
-    let out = server.kubectl(&["describe", "deployment", "web"]);
+    let out = run(&server, tool, &["describe", "deployment", "web"], None);
     let text = out.ok();
     assert!(text.contains("NewReplicaSet:"), "{text}");
     assert!(text.contains("web-"), "{text}");
@@ -196,14 +249,19 @@ async fn kubectl_rolls_out_undoes_restarts_scales_and_drains() {
         }
     }
     assert!(busiest.1 > 0, "some node runs web pods");
-    let out = server.kubectl(&["drain", &busiest.0, "--ignore-daemonsets", "--timeout=90s"]);
+    let out = run(
+        &server,
+        tool,
+        &["drain", &busiest.0, "--ignore-daemonsets", "--timeout=90s"],
+        None,
+    );
     assert!(
         out.ok().contains(&format!("node/{} drained", busiest.0)),
         "{out:?}"
     );
     let node = nodes.get(&busiest.0).await.expect("node");
     assert_eq!(node.spec.and_then(|s| s.unschedulable), Some(true));
-    rollout_status(&server);
+    rollout_status(&server, tool);
     wait_for(
         "pods off the drained node",
         Duration::from_secs(90),

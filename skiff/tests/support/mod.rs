@@ -170,6 +170,17 @@ impl TestServer {
         self.kubectl_stdin(args, None)
     }
 
+    /// Runs skiffctl (build it first: `cargo build -p skiffctl`) against this server.
+    pub fn skiffctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        let bin = skiffctl_path();
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build -p skiffctl` first",
+            bin.display()
+        );
+        run_cli(&bin, &self.kubeconfig, args, stdin)
+    }
+
     /// Runs the real kubectl with `stdin` piped in.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
         run_kubectl(&self.kubeconfig, args, stdin)
@@ -205,15 +216,25 @@ impl KubectlOutput {
 /// The real kubectl on these machines.
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
+/// skiffctl, built next to the `skiff` binary by `cargo build` / `cargo test --workspace`.
+pub fn skiffctl_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_skiff")).with_file_name("skiffctl")
+}
+
 fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
-    use std::io::Write;
     assert!(
         Path::new(KUBECTL).exists(),
         "{KUBECTL} is missing: the compatibility tests need the real kubectl"
     );
+    run_cli(Path::new(KUBECTL), kubeconfig, args, stdin)
+}
+
+/// Runs a kubectl-like CLI (`bin`) with `kubeconfig` and an empty HOME.
+fn run_cli(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    use std::io::Write;
     let home = kubeconfig.parent().expect("kubeconfig dir").join("home");
     let _ = std::fs::create_dir_all(&home);
-    let mut child = Command::new(KUBECTL)
+    let mut child = Command::new(bin)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", &home)
@@ -226,7 +247,7 @@ fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn kubectl");
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
     if let Some(input) = stdin {
         child
             .stdin
