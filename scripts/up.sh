@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up a Skiff control plane on this machine with an example applied, for trying it out.
 # The multi-node lab (`skiff lab up`) arrives with issue 8; until then this runs `skiff server`
-# on loopback and applies the nginx Deployment from the Kubernetes documentation.
+# (API server, scheduler, controllers) on loopback with three simulated nodes, and rolls out the
+# nginx Deployment from the Kubernetes documentation onto them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +27,27 @@ else
 fi
 
 export KUBECONFIG="$DATA_DIR/kubeconfig.yaml"
+
+# Simulated nodes (hollow: they run no containers, they report pods Running) until real node
+# agents land (issue 6).
+if [ -f "$DATA_DIR/agent.pid" ] && kill -0 "$(cat "$DATA_DIR/agent.pid")" 2>/dev/null; then
+  echo "simulated nodes already running (pid $(cat "$DATA_DIR/agent.pid"))"
+else
+  nohup target/release/skiff agent --runtime simulated --kubeconfig "$KUBECONFIG" --nodes 3 \
+    >"$DATA_DIR/agent.log" 2>&1 &
+  echo $! >"$DATA_DIR/agent.pid"
+fi
+
 kubectl apply -f examples/k8s-docs/nginx-deployment.yaml
-kubectl get deployments,pods
+kubectl rollout status deployment/nginx-deployment --timeout=120s
+kubectl get deployments,replicasets,pods -o wide
 cat <<MSG
 
 Skiff is serving the Kubernetes API at http://$LISTEN (log: $DATA_DIR/server.log).
   export KUBECONFIG=$KUBECONFIG
   kubectl get all
-Stop it with: kill \$(cat $DATA_DIR/skiff.pid)
-(The Deployment gets no pods until the controllers land (issue 5); the scheduler is running,
-and this adds three simulated nodes for the pods you create:
-  target/release/skiff agent --runtime simulated --kubeconfig $KUBECONFIG --nodes 3)
+Three simulated nodes (sim-0..sim-2) run the pods (log: $DATA_DIR/agent.log); they run no
+real containers yet. Try: kubectl set image deployment/nginx-deployment nginx=nginx:1.27
+                     kubectl rollout status deployment/nginx-deployment
+Stop it with: kill \$(cat $DATA_DIR/agent.pid) \$(cat $DATA_DIR/skiff.pid)
 MSG

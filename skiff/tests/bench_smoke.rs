@@ -63,3 +63,40 @@ fn quick_embedded_bench_reports_positive_rates() {
     assert_eq!(embedded["targets"].as_array().map(Vec::len), Some(3));
     eprintln!("quick bench took {:?}", started.elapsed());
 }
+
+/// `skiff bench controllers` with small counts: the Deployment becomes available and rolls,
+/// and both figures are printed, so the benchmark cannot rot unnoticed.
+#[test]
+fn small_controllers_bench_rolls_out() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args([
+            "bench",
+            "controllers",
+            "--nodes",
+            "3",
+            "--replicas",
+            "20",
+            "--timeout",
+            "120",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.path().join("store"))
+        .env("SKIFF_LOG", "warn")
+        .output()
+        .expect("run skiff bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "skiff bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("20 replicas on 3 nodes: all available after"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rolling update v1 -> v2 of 20 replicas"),
+        "{stdout}"
+    );
+}
