@@ -48,8 +48,7 @@ fn execute(args: ImageArgs) -> Result<String, String> {
     let store = Store::open(args.data_dir.join("images")).map_err(|e| e.to_string())?;
     match args.command {
         ImageCommand::Load { file } => {
-            let loaded =
-                load_archive(&store, &file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let loaded = load_archive(&store, &file).map_err(|e| e.to_string())?;
             Ok(loaded
                 .iter()
                 .map(|image| format!("loaded {} ({})\n", image.name, short(&image.digest)))
