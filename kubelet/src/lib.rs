@@ -1,6 +1,11 @@
 //! The Skiff node agent: runs pods through a container runtime and programs Services on the node.
 //!
-//! The real agent is not built yet (issue 6). [`simulated`] provides hollow nodes (register,
+//! The real agent is being built (issue 6): [`image`] pulls, loads and stores OCI images and
+//! mounts container root filesystems. [`simulated`] provides hollow nodes (register,
 //! heartbeat, report pods Running) for tests and benchmarks of everything above the node.
 
+pub mod error;
+pub mod image;
 pub mod simulated;
+
+pub use error::Error;

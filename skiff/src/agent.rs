@@ -1,4 +1,5 @@
-//! `skiff agent --runtime simulated`: a fleet of hollow nodes in one process.
+//! `skiff agent --runtime simulated`: a fleet of hollow nodes in one process; `skiff agent image`
+//! manages the node's image store.
 
 use kubelet::simulated::{Fleet, FleetConfig};
 
@@ -11,12 +12,15 @@ pub enum RuntimeKind {
 
 /// Flags of `skiff agent`.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
     #[command(flatten)]
     client: crate::kubeconfig::ClientFlags,
     /// Container runtime (only `simulated` exists so far).
-    #[arg(long, value_enum)]
-    runtime: RuntimeKind,
+    #[arg(long, value_enum, required = true)]
+    runtime: Option<RuntimeKind>,
     /// Number of simulated nodes.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
@@ -28,11 +32,23 @@ pub struct AgentArgs {
     first_index: usize,
 }
 
-/// Runs the fleet until SIGTERM/SIGINT.
+/// Subcommands of `skiff agent`.
+#[derive(clap::Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Manages the node's image store (load OCI archives, list images).
+    Image(crate::agent_image::ImageArgs),
+}
+
+/// Runs the fleet until SIGTERM/SIGINT, or the given subcommand.
 pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
+    if let Some(AgentCommand::Image(image)) = args.command {
+        crate::agent_image::run(image).await;
+        return Ok(());
+    }
     let client = args.client.client()?;
     match args.runtime {
-        RuntimeKind::Simulated => {
+        None => Err(runtime::Error::Request("--runtime is required".into())),
+        Some(RuntimeKind::Simulated) => {
             let fleet = Fleet::start(
                 client,
                 FleetConfig {
@@ -45,7 +61,7 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             .await?;
             crate::server::shutdown_signal().await;
             fleet.stop();
+            Ok(())
         }
     }
-    Ok(())
 }

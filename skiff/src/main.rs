@@ -1,6 +1,7 @@
 //! `skiff`: every Skiff component in one binary, like k3s.
 
 mod agent;
+mod agent_image;
 mod bench;
 mod controllers;
 mod kubeconfig;

@@ -1,0 +1,80 @@
+//! The kubelet crate's one error type.
+//!
+//! Variants that a pod can show carry the Kubernetes container waiting reason they map to
+//! ([`Error::reason`]), so the agent reports the same reasons `kubectl describe` users know.
+
+/// Everything the node agent's image and container machinery can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image reference cannot be parsed (waiting reason `InvalidImageName`).
+    #[error("couldn't parse image name {image:?}: {message}")]
+    InvalidImageName {
+        /// The reference as written in the pod spec.
+        image: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Pulling failed: registry unreachable, unknown image, denied, corrupt blob
+    /// (waiting reason `ErrImagePull`, then `ImagePullBackOff` while backing off).
+    #[error("failed to pull image {image:?}: {message}")]
+    ErrImagePull {
+        /// The normalized reference.
+        image: String,
+        /// The registry's or transport's explanation.
+        message: String,
+    },
+    /// Policy `Never` and the image is not in the store (waiting reason `ErrImageNeverPull`).
+    #[error("container image {image:?} is not present with pull policy of Never")]
+    ErrImageNeverPull {
+        /// The normalized reference.
+        image: String,
+    },
+    /// The image store is inconsistent or a blob failed verification.
+    #[error("image store: {0}")]
+    Store(String),
+    /// An OCI archive could not be loaded.
+    #[error("image archive: {0}")]
+    Archive(String),
+    /// Mounting or removing a container root filesystem failed.
+    #[error("container rootfs: {0}")]
+    Rootfs(String),
+    /// A file-system operation failed; `context` says which one and on what.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The Kubernetes container waiting reason for this error, when it is one a pod shows.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidImageName { .. } => Some("InvalidImageName"),
+            Error::ErrImagePull { .. } => Some("ErrImagePull"),
+            Error::ErrImageNeverPull { .. } => Some("ErrImageNeverPull"),
+            // A store or verification failure during a pull is still a failed pull to the user.
+            Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
+            Error::Archive(_) | Error::Rootfs(_) => None,
+        }
+    }
+}
+
+/// Adds a context string to `std::io::Error`s, so messages say what failed on which path.
+pub(crate) trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+/// Results of the kubelet crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
