@@ -24,24 +24,20 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::client::{Api, Client};
 use crate::error::{Error, Result};
-use crate::request::{ListParams, WatchParams};
+use crate::request::{ListParams, ResourceInfo, WatchParams};
 use crate::selector::LabelSelector;
 use kube_core::watch::WatchEvent;
 
-/// What an informer can cache: a k8s-openapi object type.
-pub trait Object:
-    k8s_openapi::Resource
-    + k8s_openapi::Metadata<Ty = ObjectMeta>
-    + Clone
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
+/// What an informer can cache: anything carrying Kubernetes object metadata. Every
+/// k8s-openapi type is one; [`DynamicObject`] covers resources only known at run time (the
+/// garbage collector and the namespace controller watch whatever discovery lists).
+pub trait Object: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The object's metadata (name, namespace, uid, resourceVersion, labels …).
+    fn meta(&self) -> &ObjectMeta;
 }
 
-impl<K> Object for K where
+impl<K> Object for K
+where
     K: k8s_openapi::Resource
         + k8s_openapi::Metadata<Ty = ObjectMeta>
         + Clone
@@ -49,8 +45,40 @@ impl<K> Object for K where
         + DeserializeOwned
         + Send
         + Sync
-        + 'static
+        + 'static,
 {
+    fn meta(&self) -> &ObjectMeta {
+        self.metadata()
+    }
+}
+
+/// An object of any resource: typed metadata, everything else kept as JSON.
+///
+/// Informers need the metadata of what they cache (key, resourceVersion, labels); a plain
+/// `serde_json::Value` cannot offer it as a borrowed `ObjectMeta`, so dynamic informers cache
+/// this instead. It round-trips the whole object (`apiVersion`, `kind`, `spec`, `status` …
+/// live in `rest`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct DynamicObject {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Every other top-level field.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DynamicObject {
+    /// A top-level string field such as `apiVersion` or `kind`.
+    pub fn str_field(&self, field: &str) -> Option<&str> {
+        self.rest.get(field).and_then(serde_json::Value::as_str)
+    }
+}
+
+impl Object for DynamicObject {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
 }
 
 /// The cache key of an object: `namespace/name`, or `name` for cluster-scoped objects.
@@ -105,7 +133,7 @@ impl<K: Object> Event<K> {
 
     /// The cache key of the object.
     pub fn key(&self) -> String {
-        object_key(self.object().metadata())
+        object_key(self.object().meta())
     }
 }
 
@@ -197,7 +225,7 @@ impl<K: Object> Store<K> {
         };
         store.add_indexer(
             NAMESPACE_INDEX,
-            Arc::new(|o: &K| o.metadata().namespace.clone().into_iter().collect()),
+            Arc::new(|o: &K| o.meta().namespace.clone().into_iter().collect()),
         );
         store
     }
@@ -281,7 +309,7 @@ impl<K: Object> Store<K> {
         let empty = Default::default();
         candidates
             .into_iter()
-            .filter(|o| selector.matches(o.metadata().labels.as_ref().unwrap_or(&empty)))
+            .filter(|o| selector.matches(o.meta().labels.as_ref().unwrap_or(&empty)))
             .collect()
     }
 }
@@ -469,7 +497,7 @@ impl<K: Object> Shared<K> {
 
     fn upsert(&self, obj: K) {
         self.apply(|store| {
-            let key = object_key(obj.metadata());
+            let key = object_key(obj.meta());
             let new = Arc::new(obj);
             match store.write().upsert(key, new.clone()) {
                 Some(old) => vec![Event::Updated { old, new }],
@@ -480,7 +508,7 @@ impl<K: Object> Shared<K> {
 
     fn delete(&self, obj: K) {
         self.apply(|store| {
-            let key = object_key(obj.metadata());
+            let key = object_key(obj.meta());
             match store.write().remove(&key) {
                 Some(_) => vec![Event::Deleted(Arc::new(obj))],
                 None => Vec::new(),
@@ -495,11 +523,11 @@ impl<K: Object> Shared<K> {
             let mut events = Vec::new();
             let mut fresh = HashSet::with_capacity(items.len());
             for obj in items {
-                let key = object_key(obj.metadata());
+                let key = object_key(obj.meta());
                 fresh.insert(key.clone());
                 let unchanged = st.items.get(&key).is_some_and(|o| {
-                    o.metadata().resource_version == obj.metadata().resource_version
-                        && o.metadata().uid == obj.metadata().uid
+                    o.meta().resource_version == obj.meta().resource_version
+                        && o.meta().uid == obj.meta().uid
                 });
                 if unchanged {
                     continue;
@@ -664,13 +692,13 @@ async fn watch_once<K: Object>(
         progressed = true;
         match event {
             WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                if let Some(rv) = &obj.metadata().resource_version {
+                if let Some(rv) = &obj.meta().resource_version {
                     last.clone_from(rv);
                 }
                 shared.upsert(obj);
             }
             WatchEvent::Deleted(obj) => {
-                if let Some(rv) = &obj.metadata().resource_version {
+                if let Some(rv) = &obj.meta().resource_version {
                     last.clone_from(rv);
                 }
                 shared.delete(obj);
@@ -698,6 +726,7 @@ pub struct SharedInformerFactory {
     namespace: Option<String>,
     config: InformerConfig,
     informers: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    dynamic: Mutex<HashMap<ResourceInfo, Arc<Informer<DynamicObject>>>>,
     synced: Mutex<Vec<(String, watch::Receiver<bool>)>>,
 }
 
@@ -709,6 +738,7 @@ impl SharedInformerFactory {
             namespace: None,
             config,
             informers: Mutex::new(HashMap::new()),
+            dynamic: Mutex::new(HashMap::new()),
             synced: Mutex::new(Vec::new()),
         }
     }
@@ -722,7 +752,7 @@ impl SharedInformerFactory {
     }
 
     /// The informer for `K`, started on first use and shared afterwards.
-    pub fn informer<K: Object>(&self) -> Arc<Informer<K>>
+    pub fn informer<K: Object + k8s_openapi::Resource>(&self) -> Arc<Informer<K>>
     where
         K::Scope: 'static,
     {
@@ -746,6 +776,28 @@ impl SharedInformerFactory {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((K::KIND.to_string(), inf.synced()));
+        inf
+    }
+
+    /// The informer for the resource `info` describes, objects as [`DynamicObject`]; started
+    /// on first use and shared afterwards (for resources found through discovery).
+    pub fn dynamic_informer(&self, info: &ResourceInfo) -> Arc<Informer<DynamicObject>> {
+        let mut map = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = map.get(info) {
+            return existing.clone();
+        }
+        let api =
+            Api::dynamic_objects(self.client.clone(), info.clone(), self.namespace.as_deref());
+        let inf = Arc::new(Informer::new(
+            api,
+            ListParams::default(),
+            self.config.clone(),
+        ));
+        map.insert(info.clone(), inf.clone());
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((info.kind.clone(), inf.synced()));
         inf
     }
 
