@@ -913,6 +913,25 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_objects_round_trip_and_are_indexed_like_typed_ones() {
+        let json = serde_json::json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "a", "uid": "u", "labels": {"app": "web"}},
+            "spec": {"size": 3}
+        });
+        let obj: DynamicObject = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(obj.str_field("kind"), Some("Widget"));
+        assert_eq!(obj.meta().uid.as_deref(), Some("u"));
+        assert_eq!(serde_json::to_value(&obj).unwrap(), json);
+        let store: Store<DynamicObject> = Store::new();
+        store.write().upsert(object_key(obj.meta()), Arc::new(obj));
+        assert!(store.get_namespaced("a", "w").is_some());
+        let web = LabelSelector::parse("app=web").unwrap();
+        assert_eq!(store.by_selector(Some("a"), &web).len(), 1);
+        assert!(store.by_namespace("b").is_empty());
+    }
+
+    #[test]
     fn backoff_grows_with_jitter_and_caps() {
         let c = InformerConfig {
             backoff_initial: Duration::from_millis(100),

@@ -40,6 +40,8 @@ pub const NAME: &str = "garbagecollector";
 
 /// How often discovery is refreshed to pick up new resources.
 const REDISCOVERY: Duration = Duration::from_secs(30);
+/// How soon a failed start (discovery or cache sync) is retried.
+const STARTUP_RETRY: Duration = Duration::from_secs(1);
 
 /// The controller's entry point for the manager.
 pub fn main(ctx: Arc<Context>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -85,7 +87,13 @@ async fn run(ctx: Arc<Context>) {
                 Err(e) => warn!(error = %e, "caches did not sync; retrying"),
             }
         }
-        tokio::time::sleep(REDISCOVERY).await;
+        // Until the collector runs, retry soon; afterwards only pick up new resources.
+        let pause = if workers.is_some() {
+            REDISCOVERY
+        } else {
+            STARTUP_RETRY
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
