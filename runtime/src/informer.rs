@@ -29,15 +29,28 @@ use crate::selector::LabelSelector;
 use kube_core::watch::WatchEvent;
 
 /// What an informer can cache: anything carrying Kubernetes object metadata. Every
-/// k8s-openapi type is one; [`DynamicObject`] covers resources only known at run time (the
-/// garbage collector and the namespace controller watch whatever discovery lists).
-pub trait Object: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+/// k8s-openapi type ([`Object`]) is one; [`DynamicObject`] covers resources only known at run
+/// time (the garbage collector and the namespace controller watch whatever discovery lists).
+pub trait Cached: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The object's metadata (name, namespace, uid, resourceVersion, labels …).
     fn meta(&self) -> &ObjectMeta;
 }
 
-impl<K> Object for K
-where
+/// A k8s-openapi object type: what typed informers (and [`SharedInformerFactory::informer`])
+/// cache.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Object for K where
     K: k8s_openapi::Resource
         + k8s_openapi::Metadata<Ty = ObjectMeta>
         + Clone
@@ -45,8 +58,11 @@ where
         + DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+impl<K: Object> Cached for K {
     fn meta(&self) -> &ObjectMeta {
         self.metadata()
     }
@@ -75,7 +91,7 @@ impl DynamicObject {
     }
 }
 
-impl Object for DynamicObject {
+impl Cached for DynamicObject {
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -122,7 +138,7 @@ impl<K> Clone for Event<K> {
     }
 }
 
-impl<K: Object> Event<K> {
+impl<K: Cached> Event<K> {
     /// The object the event is about (the new version for updates).
     pub fn object(&self) -> &Arc<K> {
         match self {
@@ -150,7 +166,7 @@ struct StoreState<K> {
     indices: HashMap<String, HashMap<String, HashSet<String>>>,
 }
 
-impl<K: Object> StoreState<K> {
+impl<K: Cached> StoreState<K> {
     fn index(&mut self, key: &str, obj: &K) {
         for (name, f) in &self.indexers {
             let index = self.indices.entry(name.clone()).or_default();
@@ -207,13 +223,13 @@ impl<K> Clone for Store<K> {
     }
 }
 
-impl<K: Object> Default for Store<K> {
+impl<K: Cached> Default for Store<K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Object> Store<K> {
+impl<K: Cached> Store<K> {
     /// An empty store with the namespace index.
     pub fn new() -> Self {
         let store = Store {
@@ -395,7 +411,7 @@ impl<K> Drop for Informer<K> {
     }
 }
 
-impl<K: Object> Informer<K> {
+impl<K: Cached> Informer<K> {
     /// Starts an informer for the objects `api` addresses that match `params`' selectors.
     /// Must be called inside a Tokio runtime.
     pub fn new(api: Api<K>, params: ListParams, config: InformerConfig) -> Self {
@@ -482,7 +498,7 @@ impl<K: Object> Informer<K> {
     }
 }
 
-impl<K: Object> Shared<K> {
+impl<K: Cached> Shared<K> {
     /// Applies a change to the cache and tells the handlers, atomically with respect to
     /// [`Informer::add_handler`].
     fn apply(&self, change: impl FnOnce(&Store<K>) -> Vec<Event<K>>) {
@@ -577,7 +593,7 @@ enum WatchEnd {
     Failed(Error),
 }
 
-async fn run<K: Object>(shared: Arc<Shared<K>>) {
+async fn run<K: Cached>(shared: Arc<Shared<K>>) {
     let mut version: Option<String> = None;
     let mut failures = 0u32;
     let mut resync = shared.config.resync.map(|period| {
@@ -633,7 +649,7 @@ async fn run<K: Object>(shared: Arc<Shared<K>>) {
 }
 
 /// Lists everything into the cache; returns the list's resourceVersion.
-async fn list<K: Object>(shared: &Shared<K>) -> Result<String> {
+async fn list<K: Cached>(shared: &Shared<K>) -> Result<String> {
     let lp = ListParams {
         limit: Some(shared.config.page_size),
         continue_token: None,
@@ -649,7 +665,7 @@ async fn list<K: Object>(shared: &Shared<K>) -> Result<String> {
     Ok(rv)
 }
 
-async fn watch_once<K: Object>(
+async fn watch_once<K: Cached>(
     shared: &Shared<K>,
     last: &mut String,
     mut resync: Option<&mut tokio::time::Interval>,
@@ -752,7 +768,7 @@ impl SharedInformerFactory {
     }
 
     /// The informer for `K`, started on first use and shared afterwards.
-    pub fn informer<K: Object + k8s_openapi::Resource>(&self) -> Arc<Informer<K>>
+    pub fn informer<K: Object>(&self) -> Arc<Informer<K>>
     where
         K::Scope: 'static,
     {
