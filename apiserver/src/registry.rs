@@ -787,10 +787,7 @@ impl Registry {
                 &now_rfc3339(),
             );
         }
-        if objmeta::is_terminating(&new)
-            && objmeta::finalizers(&new).is_empty()
-            && !is_graceful_pod(rt, &new)
-        {
+        if update_completes_deletion(rt, &new) {
             return Ok(Decision::Delete(new));
         }
         if same_object(&new, cur) {
@@ -1419,6 +1416,24 @@ fn is_graceful_pod(rt: &ResourceType, obj: &Value) -> bool {
             .is_some_and(|g| g > 0)
 }
 
+/// Whether an update leaves a terminating object nothing to wait for, so it is deleted: no
+/// finalizers left, not a pod in its grace period, and for a namespace no `spec.finalizers`
+/// either (the namespace controller releases those through `/finalize` once the namespace is
+/// empty; a label change or the garbage collector dropping `foregroundDeletion` must not
+/// remove a namespace that still has content, as in Kubernetes).
+fn update_completes_deletion(rt: &ResourceType, obj: &Value) -> bool {
+    let namespace_waits = rt.kind == "Namespace"
+        && rt.group.is_empty()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    objmeta::is_terminating(obj)
+        && objmeta::finalizers(obj).is_empty()
+        && !is_graceful_pod(rt, obj)
+        && !namespace_waits
+}
+
 /// The pure decision of a delete.
 fn decide_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> Result<Decision, Error> {
     let name = objmeta::name(cur).to_string();
@@ -1774,6 +1789,39 @@ mod tests {
             decide_delete(rt, &pod, &opts).unwrap(),
             Decision::Delete(_)
         ));
+    }
+
+    #[test]
+    fn updates_complete_deletions_only_when_nothing_waits() {
+        let cm = resources::lookup("", "v1", "configmaps").unwrap();
+        let ns = resources::lookup("", "v1", "namespaces").unwrap();
+        let ts = "2026-01-01T00:00:00Z";
+        let cases = [
+            (cm, json!({"metadata": {"name": "c"}}), false),
+            (
+                cm,
+                json!({"metadata": {"name": "c", "deletionTimestamp": ts, "finalizers": ["x"]}}),
+                false,
+            ),
+            (
+                cm,
+                json!({"metadata": {"name": "c", "deletionTimestamp": ts}}),
+                true,
+            ),
+            (
+                ns,
+                json!({"metadata": {"name": "n", "deletionTimestamp": ts}, "spec": {"finalizers": ["kubernetes"]}}),
+                false,
+            ),
+            (
+                ns,
+                json!({"metadata": {"name": "n", "deletionTimestamp": ts}, "spec": {"finalizers": []}}),
+                true,
+            ),
+        ];
+        for (rt, obj, want) in cases {
+            assert_eq!(update_completes_deletion(rt, &obj), want, "{obj}");
+        }
     }
 
     #[test]

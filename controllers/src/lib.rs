@@ -14,10 +14,13 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod error;
+pub mod garbage;
 pub mod manager;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod service_pods;
+pub mod serviceaccount;
 
 pub use context::{Context, ControllerSettings};
 pub use error::{Error, Result};

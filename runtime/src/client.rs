@@ -211,6 +211,13 @@ impl Api<Value> {
     }
 }
 
+impl Api<crate::informer::DynamicObject> {
+    /// Dynamic access whose objects carry typed metadata: what a dynamic informer caches.
+    pub fn dynamic_objects(client: Client, info: ResourceInfo, ns: Option<&str>) -> Self {
+        Self::with_info(client, info, ns)
+    }
+}
+
 impl<K> Api<K> {
     fn with_info(client: Client, info: ResourceInfo, ns: Option<&str>) -> Self {
         Api {

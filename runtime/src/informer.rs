@@ -24,11 +24,20 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::client::{Api, Client};
 use crate::error::{Error, Result};
-use crate::request::{ListParams, WatchParams};
+use crate::request::{ListParams, ResourceInfo, WatchParams};
 use crate::selector::LabelSelector;
 use kube_core::watch::WatchEvent;
 
-/// What an informer can cache: a k8s-openapi object type.
+/// What an informer can cache: anything carrying Kubernetes object metadata. Every
+/// k8s-openapi type ([`Object`]) is one; [`DynamicObject`] covers resources only known at run
+/// time (the garbage collector and the namespace controller watch whatever discovery lists).
+pub trait Cached: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The object's metadata (name, namespace, uid, resourceVersion, labels …).
+    fn meta(&self) -> &ObjectMeta;
+}
+
+/// A k8s-openapi object type: what typed informers (and [`SharedInformerFactory::informer`])
+/// cache.
 pub trait Object:
     k8s_openapi::Resource
     + k8s_openapi::Metadata<Ty = ObjectMeta>
@@ -51,6 +60,41 @@ impl<K> Object for K where
         + Sync
         + 'static
 {
+}
+
+impl<K: Object> Cached for K {
+    fn meta(&self) -> &ObjectMeta {
+        self.metadata()
+    }
+}
+
+/// An object of any resource: typed metadata, everything else kept as JSON.
+///
+/// Informers need the metadata of what they cache (key, resourceVersion, labels); a plain
+/// `serde_json::Value` cannot offer it as a borrowed `ObjectMeta`, so dynamic informers cache
+/// this instead. It round-trips the whole object (`apiVersion`, `kind`, `spec`, `status` …
+/// live in `rest`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct DynamicObject {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Every other top-level field.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DynamicObject {
+    /// A top-level string field such as `apiVersion` or `kind`.
+    pub fn str_field(&self, field: &str) -> Option<&str> {
+        self.rest.get(field).and_then(serde_json::Value::as_str)
+    }
+}
+
+impl Cached for DynamicObject {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
 }
 
 /// The cache key of an object: `namespace/name`, or `name` for cluster-scoped objects.
@@ -94,7 +138,7 @@ impl<K> Clone for Event<K> {
     }
 }
 
-impl<K: Object> Event<K> {
+impl<K: Cached> Event<K> {
     /// The object the event is about (the new version for updates).
     pub fn object(&self) -> &Arc<K> {
         match self {
@@ -105,7 +149,7 @@ impl<K: Object> Event<K> {
 
     /// The cache key of the object.
     pub fn key(&self) -> String {
-        object_key(self.object().metadata())
+        object_key(self.object().meta())
     }
 }
 
@@ -122,7 +166,7 @@ struct StoreState<K> {
     indices: HashMap<String, HashMap<String, HashSet<String>>>,
 }
 
-impl<K: Object> StoreState<K> {
+impl<K: Cached> StoreState<K> {
     fn index(&mut self, key: &str, obj: &K) {
         for (name, f) in &self.indexers {
             let index = self.indices.entry(name.clone()).or_default();
@@ -179,13 +223,13 @@ impl<K> Clone for Store<K> {
     }
 }
 
-impl<K: Object> Default for Store<K> {
+impl<K: Cached> Default for Store<K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Object> Store<K> {
+impl<K: Cached> Store<K> {
     /// An empty store with the namespace index.
     pub fn new() -> Self {
         let store = Store {
@@ -197,7 +241,7 @@ impl<K: Object> Store<K> {
         };
         store.add_indexer(
             NAMESPACE_INDEX,
-            Arc::new(|o: &K| o.metadata().namespace.clone().into_iter().collect()),
+            Arc::new(|o: &K| o.meta().namespace.clone().into_iter().collect()),
         );
         store
     }
@@ -281,7 +325,7 @@ impl<K: Object> Store<K> {
         let empty = Default::default();
         candidates
             .into_iter()
-            .filter(|o| selector.matches(o.metadata().labels.as_ref().unwrap_or(&empty)))
+            .filter(|o| selector.matches(o.meta().labels.as_ref().unwrap_or(&empty)))
             .collect()
     }
 }
@@ -367,7 +411,7 @@ impl<K> Drop for Informer<K> {
     }
 }
 
-impl<K: Object> Informer<K> {
+impl<K: Cached> Informer<K> {
     /// Starts an informer for the objects `api` addresses that match `params`' selectors.
     /// Must be called inside a Tokio runtime.
     pub fn new(api: Api<K>, params: ListParams, config: InformerConfig) -> Self {
@@ -454,7 +498,7 @@ impl<K: Object> Informer<K> {
     }
 }
 
-impl<K: Object> Shared<K> {
+impl<K: Cached> Shared<K> {
     /// Applies a change to the cache and tells the handlers, atomically with respect to
     /// [`Informer::add_handler`].
     fn apply(&self, change: impl FnOnce(&Store<K>) -> Vec<Event<K>>) {
@@ -469,7 +513,7 @@ impl<K: Object> Shared<K> {
 
     fn upsert(&self, obj: K) {
         self.apply(|store| {
-            let key = object_key(obj.metadata());
+            let key = object_key(obj.meta());
             let new = Arc::new(obj);
             match store.write().upsert(key, new.clone()) {
                 Some(old) => vec![Event::Updated { old, new }],
@@ -480,7 +524,7 @@ impl<K: Object> Shared<K> {
 
     fn delete(&self, obj: K) {
         self.apply(|store| {
-            let key = object_key(obj.metadata());
+            let key = object_key(obj.meta());
             match store.write().remove(&key) {
                 Some(_) => vec![Event::Deleted(Arc::new(obj))],
                 None => Vec::new(),
@@ -495,11 +539,11 @@ impl<K: Object> Shared<K> {
             let mut events = Vec::new();
             let mut fresh = HashSet::with_capacity(items.len());
             for obj in items {
-                let key = object_key(obj.metadata());
+                let key = object_key(obj.meta());
                 fresh.insert(key.clone());
                 let unchanged = st.items.get(&key).is_some_and(|o| {
-                    o.metadata().resource_version == obj.metadata().resource_version
-                        && o.metadata().uid == obj.metadata().uid
+                    o.meta().resource_version == obj.meta().resource_version
+                        && o.meta().uid == obj.meta().uid
                 });
                 if unchanged {
                     continue;
@@ -549,7 +593,7 @@ enum WatchEnd {
     Failed(Error),
 }
 
-async fn run<K: Object>(shared: Arc<Shared<K>>) {
+async fn run<K: Cached>(shared: Arc<Shared<K>>) {
     let mut version: Option<String> = None;
     let mut failures = 0u32;
     let mut resync = shared.config.resync.map(|period| {
@@ -605,7 +649,7 @@ async fn run<K: Object>(shared: Arc<Shared<K>>) {
 }
 
 /// Lists everything into the cache; returns the list's resourceVersion.
-async fn list<K: Object>(shared: &Shared<K>) -> Result<String> {
+async fn list<K: Cached>(shared: &Shared<K>) -> Result<String> {
     let lp = ListParams {
         limit: Some(shared.config.page_size),
         continue_token: None,
@@ -621,7 +665,7 @@ async fn list<K: Object>(shared: &Shared<K>) -> Result<String> {
     Ok(rv)
 }
 
-async fn watch_once<K: Object>(
+async fn watch_once<K: Cached>(
     shared: &Shared<K>,
     last: &mut String,
     mut resync: Option<&mut tokio::time::Interval>,
@@ -664,13 +708,13 @@ async fn watch_once<K: Object>(
         progressed = true;
         match event {
             WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                if let Some(rv) = &obj.metadata().resource_version {
+                if let Some(rv) = &obj.meta().resource_version {
                     last.clone_from(rv);
                 }
                 shared.upsert(obj);
             }
             WatchEvent::Deleted(obj) => {
-                if let Some(rv) = &obj.metadata().resource_version {
+                if let Some(rv) = &obj.meta().resource_version {
                     last.clone_from(rv);
                 }
                 shared.delete(obj);
@@ -698,6 +742,7 @@ pub struct SharedInformerFactory {
     namespace: Option<String>,
     config: InformerConfig,
     informers: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    dynamic: Mutex<HashMap<ResourceInfo, Arc<Informer<DynamicObject>>>>,
     synced: Mutex<Vec<(String, watch::Receiver<bool>)>>,
 }
 
@@ -709,6 +754,7 @@ impl SharedInformerFactory {
             namespace: None,
             config,
             informers: Mutex::new(HashMap::new()),
+            dynamic: Mutex::new(HashMap::new()),
             synced: Mutex::new(Vec::new()),
         }
     }
@@ -746,6 +792,28 @@ impl SharedInformerFactory {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((K::KIND.to_string(), inf.synced()));
+        inf
+    }
+
+    /// The informer for the resource `info` describes, objects as [`DynamicObject`]; started
+    /// on first use and shared afterwards (for resources found through discovery).
+    pub fn dynamic_informer(&self, info: &ResourceInfo) -> Arc<Informer<DynamicObject>> {
+        let mut map = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = map.get(info) {
+            return existing.clone();
+        }
+        let api =
+            Api::dynamic_objects(self.client.clone(), info.clone(), self.namespace.as_deref());
+        let inf = Arc::new(Informer::new(
+            api,
+            ListParams::default(),
+            self.config.clone(),
+        ));
+        map.insert(info.clone(), inf.clone());
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((info.kind.clone(), inf.synced()));
         inf
     }
 
@@ -858,6 +926,25 @@ mod tests {
                 .as_deref(),
             Some("p3")
         );
+    }
+
+    #[test]
+    fn dynamic_objects_round_trip_and_are_indexed_like_typed_ones() {
+        let json = serde_json::json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "a", "uid": "u", "labels": {"app": "web"}},
+            "spec": {"size": 3}
+        });
+        let obj: DynamicObject = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(obj.str_field("kind"), Some("Widget"));
+        assert_eq!(obj.meta().uid.as_deref(), Some("u"));
+        assert_eq!(serde_json::to_value(&obj).unwrap(), json);
+        let store: Store<DynamicObject> = Store::new();
+        store.write().upsert(object_key(obj.meta()), Arc::new(obj));
+        assert!(store.get_namespaced("a", "w").is_some());
+        let web = LabelSelector::parse("app=web").unwrap();
+        assert_eq!(store.by_selector(Some("a"), &web).len(), 1);
+        assert!(store.by_namespace("b").is_empty());
     }
 
     #[test]

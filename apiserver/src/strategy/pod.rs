@@ -34,6 +34,7 @@ pub(crate) fn default_pod(obj: &mut Value) {
         return;
     };
     default_pod_spec(spec);
+    default_service_account(spec);
     set_default(spec, "enableServiceLinks", Value::Bool(true));
     if int_at(spec, "terminationGracePeriodSeconds").is_some_and(|s| s < 0) {
         spec["terminationGracePeriodSeconds"] = json!(1);
@@ -56,6 +57,21 @@ pub(crate) fn default_pod(obj: &mut Value) {
         set_default_str(status, "phase", "Pending");
         set_default_str(status, "qosClass", qos);
     }
+}
+
+/// What Kubernetes' ServiceAccount admission plugin does to a new pod (Pods only, not
+/// templates): a pod that names no ServiceAccount runs as `default`, and the deprecated
+/// `serviceAccount` mirrors `serviceAccountName` (filling it when only the old field is set).
+/// **Decision:** the ServiceAccount need not exist yet — the serviceaccount controller may
+/// lag a namespace created a moment ago, and Skiff mounts no tokens that would need it.
+fn default_service_account(spec: &mut Value) {
+    let named = |field| str_at(spec, field).filter(|s| !s.is_empty());
+    let name = named("serviceAccountName")
+        .or_else(|| named("serviceAccount"))
+        .unwrap_or("default")
+        .to_string();
+    spec["serviceAccountName"] = json!(name);
+    spec["serviceAccount"] = json!(name);
 }
 
 /// Defaults of a pod template (`spec.template` of workloads).

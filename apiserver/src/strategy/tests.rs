@@ -239,6 +239,49 @@ fn default_toleration_seconds_follow_the_server_setting() {
 }
 
 #[test]
+fn pods_run_as_the_default_service_account_unless_named() {
+    let cases = [
+        ("neither field", json!({}), "default"),
+        (
+            "name given",
+            json!({"serviceAccountName": "builder"}),
+            "builder",
+        ),
+        (
+            "only the deprecated field",
+            json!({"serviceAccount": "old"}),
+            "old",
+        ),
+        (
+            "both: the name wins",
+            json!({"serviceAccountName": "new", "serviceAccount": "old"}),
+            "new",
+        ),
+        ("empty name", json!({"serviceAccountName": ""}), "default"),
+    ];
+    for (name, fields, want) in cases {
+        let mut body = pod(json!([{"name": "c", "image": "nginx"}]));
+        for (k, v) in fields.as_object().unwrap() {
+            body["spec"][k] = v.clone();
+        }
+        let (obj, errs) = create("", "Pod", body);
+        assert_valid(&errs);
+        assert_eq!(obj["spec"]["serviceAccountName"], want, "{name}");
+        assert_eq!(obj["spec"]["serviceAccount"], want, "{name}");
+    }
+    // Templates are left alone, as in Kubernetes (the pods made from them get the default).
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (obj, _) = create("apps", "Deployment", deployment);
+    assert!(
+        obj["spec"]["template"]["spec"]
+            .get("serviceAccountName")
+            .is_none()
+    );
+}
+
+#[test]
 fn probe_and_volume_defaults() {
     let mut body = pod(json!([{
         "name": "c", "image": "nginx",
