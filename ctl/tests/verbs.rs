@@ -575,15 +575,6 @@ impl Running {
         }
     }
 
-    /// The next stderr line (stdout lines before it are skipped).
-    fn error_line(&self) -> String {
-        loop {
-            if let (true, l) = self.next() {
-                return l;
-            }
-        }
-    }
-
     /// Waits for the exit; returns the code and everything printed to stdout and to stderr.
     fn finish(self) -> (i32, Vec<String>, Vec<String>) {
         let mut child = self.child;
@@ -893,12 +884,25 @@ async fn drain_matches_kubectl() {
     assert_eq!(outs[0], outs[1], "skiffctl (left) and kubectl (right)");
     assert!(outs[0].stderr.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."), "{:?}", outs[0]);
     let run = Running::start(SKIFFCTL, &server, &["drain", "n1", "--force"]);
-    assert_eq!(run.line(), "node/n1 cordoned");
-    assert!(
-        run.error_line()
-            .starts_with("Warning: deleting Pods that declare no controller")
-    );
-    assert!(run.error_line().contains("(will retry after 5s)"));
+    // stdout and stderr come through separate pipes, so their lines may interleave either
+    // way: wait until the cordon, the warning and the first refused eviction have all shown.
+    let (mut cordoned, mut warned, mut refused) = (false, false, false);
+    while !(cordoned && warned && refused) {
+        match run.next() {
+            (false, l) => cordoned |= l == "node/n1 cordoned",
+            (true, l) if !warned => {
+                assert!(
+                    l.starts_with("Warning: deleting Pods that declare no controller"),
+                    "{l}"
+                );
+                warned = true;
+            }
+            (true, l) => {
+                assert!(l.contains("(will retry after 5s)"), "{l}");
+                refused = true;
+            }
+        }
+    }
     merge_patch(
         &server,
         "/apis/policy/v1/namespaces/sk/poddisruptionbudgets/pdb/status",
