@@ -21,10 +21,6 @@ use support::{TestServer, wait_for};
 const WAIT: Duration = Duration::from_secs(45);
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-fn client(server: &TestServer) -> Client {
-    Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
-}
-
 async fn fleet(client: &Client) -> Fleet {
     Fleet::start(
         client.clone(),
@@ -260,7 +256,7 @@ async fn event_messages(c: &Client, name: &str, reason: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_stays_within_bounds_and_rolls_back() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let strategy =
@@ -460,7 +456,7 @@ async fn rolling_update_stays_within_bounds_and_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_never_runs_old_and_new_together() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let monitor = Monitor::start(
@@ -518,7 +514,7 @@ async fn recreate_never_runs_old_and_new_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let rss_api: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
@@ -642,7 +638,7 @@ async fn scaling_mid_rollout_is_proportional_and_paused_does_not_roll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_deadline_then_fix_and_restart() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let monitor = Monitor::start(&c, "slow", Arc::new(|_, _, _| None)).await;
@@ -741,7 +737,7 @@ async fn progress_deadline_then_fix_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopts_an_orphaned_replica_set_running_its_template() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c).await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
     let rss_api: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");

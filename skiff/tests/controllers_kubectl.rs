@@ -30,10 +30,6 @@ spec:
         image: skiff.local/web:v1
 ";
 
-fn client(server: &TestServer) -> Client {
-    Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
-}
-
 async fn fleet(client: &Client, nodes: usize) -> Fleet {
     Fleet::start(
         client.clone(),
@@ -117,7 +113,7 @@ async fn skiffctl_rolls_out_undoes_restarts_scales_and_drains() {
 
 async fn rolls_out_undoes_restarts_scales_and_drains(tool: Tool) {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, 3).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
 

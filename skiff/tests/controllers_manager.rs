@@ -11,7 +11,7 @@ use controllers::ManagerConfig;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kubelet::simulated::{Fleet, FleetConfig};
-use runtime::{Api, Client, ListParams, Patch, PatchParams, PostParams};
+use runtime::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{TestServer, wait_for};
 
@@ -57,7 +57,7 @@ async fn creators(events: &Api<Event>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_managers_one_acts_and_the_other_takes_over() {
     let server = TestServer::start().await;
-    let c = Client::new(runtime::config::Config::from_url(&server.url)).expect("client");
+    let c = server.runtime_client();
     let _fleet = Fleet::start(
         c.clone(),
         FleetConfig {

@@ -14,21 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kubelet::simulated::{Fleet, FleetConfig};
 use runtime::{Api, Client, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{TestServer, wait_for};
-
-/// Grace period 4 s, checks every second, pods tolerate a lost node for 3 s.
-const SHORT_TIMINGS: [&str; 6] = [
-    "--node-monitor-grace-period",
-    "4",
-    "--node-monitor-period",
-    "1",
-    "--default-toleration-seconds",
-    "3",
-];
-
-fn client(server: &TestServer) -> Client {
-    Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
-}
+use support::{SHORT_TIMINGS, TestServer, wait_for};
 
 /// Simulated nodes `n-0`, `n-1`, ... renewing their Leases every second.
 async fn fleet(client: &Client, nodes: usize) -> Fleet {
@@ -154,7 +140,7 @@ async fn slices_of(api: &Api<EndpointSlice>, service: &str) -> Vec<EndpointSlice
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_and_slices_follow_pods_and_named_ports() {
     let server = TestServer::start_server_with(&SHORT_TIMINGS).await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, 2).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let services: Api<Service> = Api::namespaced(c.clone(), "default");
@@ -425,7 +411,7 @@ async fn events(client: &Client, reason: &str, object: &str) -> Vec<Event> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_is_tainted_and_its_pods_evicted() {
     let server = TestServer::start_server_with(&SHORT_TIMINGS).await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let fleet = fleet(&c, 2).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let nodes: Api<Node> = Api::all(c.clone());
@@ -597,7 +583,7 @@ async fn a_silent_node_is_tainted_and_its_pods_evicted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_evictions_when_every_node_is_down() {
     let server = TestServer::start_server_with(&SHORT_TIMINGS).await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let fleet = fleet(&c, 2).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let nodes: Api<Node> = Api::all(c.clone());

@@ -16,10 +16,6 @@ use support::{TestServer, wait_for};
 
 const WAIT: Duration = Duration::from_secs(45);
 
-fn client(server: &TestServer) -> Client {
-    Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
-}
-
 async fn fleet(client: &Client, prefix: &str, nodes: usize, pods: &str) -> Fleet {
     Fleet::start(
         client.clone(),
@@ -145,7 +141,7 @@ async fn scale(rss: &Api<ReplicaSet>, name: &str, replicas: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_replicas_running_and_replaces_deleted_pods() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "rs-", 2, "110").await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -266,7 +262,7 @@ async fn keeps_replicas_running_and_replaces_deleted_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_deletes_unscheduled_and_not_ready_pods_first() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "small-", 1, "3").await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -329,7 +325,7 @@ async fn scale_down_deletes_unscheduled_and_not_ready_pods_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopts_orphans_and_releases_relabelled_pods() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "adopt-", 2, "110").await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -416,7 +412,7 @@ async fn adopts_orphans_and_releases_relabelled_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_become_available_after_min_ready_seconds() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "slow-", 1, "110").await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let mut rs = replica_set("slow", "slow", 2);
@@ -443,7 +439,7 @@ async fn pods_become_available_after_min_ready_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_replica_set_creates_nothing() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "term-", 1, "110").await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");

@@ -9,19 +9,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kubelet::simulated::{Fleet, FleetConfig};
-use runtime::{Api, Client, ListParams, PostParams};
+use runtime::{Api, ListParams, PostParams};
 use serde_json::json;
-use support::{TestServer, wait_for};
-
-/// Node grace 4 s, checked every second; pods tolerate an unreachable node for 3 s.
-const SHORT_TIMINGS: [&str; 6] = [
-    "--node-monitor-grace-period",
-    "4",
-    "--node-monitor-period",
-    "1",
-    "--default-toleration-seconds",
-    "3",
-];
+use support::{SHORT_TIMINGS, TestServer, wait_for};
 
 fn node_of(p: &Pod) -> Option<&str> {
     p.spec.as_ref()?.node_name.as_deref()
@@ -59,7 +49,7 @@ async fn available(deployments: &Api<Deployment>) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_of_a_killed_node_come_back_elsewhere() {
     let server = TestServer::start_server_with(&SHORT_TIMINGS).await;
-    let c = Client::new(runtime::config::Config::from_url(&server.url)).expect("client");
+    let c = server.runtime_client();
     let fleet = Fleet::start(
         c.clone(),
         FleetConfig {

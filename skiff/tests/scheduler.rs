@@ -17,10 +17,6 @@ use scheduler::run::{RunConfig, Stats};
 use serde_json::json;
 use support::{TestServer, wait_for};
 
-fn client(server: &TestServer) -> Client {
-    Client::new(runtime::config::Config::from_url(&server.url)).expect("client")
-}
-
 async fn fleet(client: &Client, prefix: &str, nodes: usize, cpu: &str) -> Fleet {
     Fleet::start(
         client.clone(),
@@ -125,7 +121,7 @@ fn is_unschedulable(p: &Pod) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_scheduler_binds_explains_and_respects_cordon() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let fleet = fleet(&c, "sim-", 3, "4").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
 
@@ -229,7 +225,7 @@ async fn server_scheduler_binds_explains_and_respects_cordon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_node_schedules_waiting_pod_before_backoff() {
     let server = TestServer::start().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _small = fleet(&c, "small-", 3, "4").await;
     let mut cfg = RunConfig::new("only");
     cfg.leader_election = None;
@@ -274,7 +270,7 @@ async fn new_node_schedules_waiting_pod_before_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_pods_at_once_never_overcommit() {
     let server = TestServer::start_server().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let fleet = fleet(&c, "tight-", 10, "10").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let names: Vec<String> = (0..1000).map(|i| format!("burst-{i}")).collect();
@@ -298,7 +294,7 @@ async fn thousand_pods_at_once_never_overcommit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_one_leader_and_failover() {
     let server = TestServer::start().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _fleet = fleet(&c, "ha-", 3, "4").await;
     let (sa, sb) = (Arc::new(Stats::default()), Arc::new(Stats::default()));
     let a = tokio::spawn(scheduler::run::run(
@@ -371,7 +367,7 @@ async fn two_schedulers_one_leader_and_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unschedulable_pod_retries_on_backoff() {
     let server = TestServer::start().await;
-    let c = client(&server);
+    let c = server.runtime_client();
     let _nodes = fleet(&c, "bo-", 2, "1").await;
     let mut cfg = RunConfig::new("only");
     cfg.leader_election = None;

@@ -31,6 +31,17 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// `skiff server` flags for watchable healing: node grace 4 s checked every second, pods
+/// tolerating an unreachable node for 3 s.
+pub const SHORT_TIMINGS: [&str; 6] = [
+    "--node-monitor-grace-period",
+    "4",
+    "--node-monitor-period",
+    "1",
+    "--default-toleration-seconds",
+    "3",
+];
+
 /// Polls `check` until it returns Some or the deadline passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -155,6 +166,11 @@ impl TestServer {
         let _ = c.kill();
         let _ = c.wait();
         false
+    }
+
+    /// A `runtime` client of this server, as the components use.
+    pub fn runtime_client(&self) -> runtime::Client {
+        runtime::Client::new(runtime::config::Config::from_url(&self.url)).expect("client")
     }
 
     /// An API client for this server.
