@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use runtime::controller::{Controller, ControllerConfig, Expect, Reconciler};
-use runtime::informer::{Event, Store};
+use runtime::informer::Store;
 use runtime::{Api, Client, DeleteParams, PostParams};
 use tracing::info;
 
@@ -27,8 +27,8 @@ use crate::caches::wait_for_caches;
 use crate::context::Context;
 use crate::service_pods::{
     LAST_CHANGE_TRIGGER_TIME, PodEndpoint, ResolvedPort, endpoint_labels, format_trigger_time,
-    is_headless, last_change_trigger_time, publishes_not_ready, queue_services_of_pod, selector_of,
-    service_endpoints,
+    is_headless, last_change_trigger_time, publishes_not_ready, queue_on_service_and_pod_changes,
+    selector_of, service_endpoints,
 };
 
 /// The controller's name in `--controllers`.
@@ -358,10 +358,7 @@ async fn run(ctx: Arc<Context>) {
             ..ControllerConfig::default()
         },
     );
-    let queue = controller.queue().clone();
-    services.add_handler(move |ev| queue.add(ev.key()));
-    let (queue, svc_store) = (controller.queue().clone(), services.store().clone());
-    pods.add_handler(move |ev| queue_services_of_pod(&svc_store, &queue, ev));
+    queue_on_service_and_pod_changes(&services, &pods, controller.queue());
     let (queue, expectations) = (
         controller.queue().clone(),
         controller.expectations().clone(),
@@ -370,13 +367,7 @@ async fn run(ctx: Arc<Context>) {
     // deleted (Kubernetes' check for leftover Endpoints).
     endpoints.add_handler(move |ev| {
         let key = ev.key();
-        let seen = match ev {
-            Event::Added(_) => Expect::Create,
-            Event::Updated { .. } => Expect::Update,
-            Event::Deleted(_) => Expect::Delete,
-            Event::Resync(_) => Expect::Nothing,
-        };
-        expectations.observed(&key, seen);
+        expectations.observed(&key, Expect::of(ev));
         queue.add(key);
     });
     controller.run().await;

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use runtime::controller::{Controller, ControllerConfig, Expect, Reconciler};
-use runtime::informer::{Event, Store};
+use runtime::informer::Store;
 use runtime::objects::controller_ref;
 use runtime::{Api, Client, DeleteParams, PostParams};
 use tracing::info;
@@ -31,7 +31,7 @@ use crate::caches::wait_for_caches;
 use crate::context::Context;
 use crate::service_pods::{
     LAST_CHANGE_TRIGGER_TIME, PodEndpoint, ResolvedPort, endpoint_labels, format_trigger_time,
-    last_change_trigger_time, publishes_not_ready, queue_services_of_pod, selector_of,
+    last_change_trigger_time, publishes_not_ready, queue_on_service_and_pod_changes, selector_of,
     service_endpoints,
 };
 
@@ -423,10 +423,7 @@ async fn run(ctx: Arc<Context>) {
             ..ControllerConfig::default()
         },
     );
-    let queue = controller.queue().clone();
-    services.add_handler(move |ev| queue.add(ev.key()));
-    let (queue, svc_store) = (controller.queue().clone(), services.store().clone());
-    pods.add_handler(move |ev| queue_services_of_pod(&svc_store, &queue, ev));
+    queue_on_service_and_pod_changes(&services, &pods, controller.queue());
     let (queue, expectations) = (
         controller.queue().clone(),
         controller.expectations().clone(),
@@ -436,13 +433,7 @@ async fn run(ctx: Arc<Context>) {
         let Some(key) = managed_service_key(ev.object()) else {
             return;
         };
-        let seen = match ev {
-            Event::Added(_) => Expect::Create,
-            Event::Updated { .. } => Expect::Update,
-            Event::Deleted(_) => Expect::Delete,
-            Event::Resync(_) => Expect::Nothing,
-        };
-        expectations.observed(&key, seen);
+        expectations.observed(&key, Expect::of(ev));
         queue.add(key);
     });
     controller.run().await;

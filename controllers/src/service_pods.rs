@@ -261,6 +261,19 @@ pub fn services_selecting(
         .collect()
 }
 
+/// Wiring shared by the Service-driven controllers: a Service change queues the Service, a
+/// pod change queues every Service selecting the pod (before or after the change).
+pub fn queue_on_service_and_pod_changes(
+    services: &runtime::informer::Informer<Service>,
+    pods: &runtime::informer::Informer<Pod>,
+    queue: &runtime::queue::WorkQueue<String>,
+) {
+    let q = queue.clone();
+    services.add_handler(move |ev| q.add(ev.key()));
+    let (q, svc_store) = (queue.clone(), services.store().clone());
+    pods.add_handler(move |ev| queue_services_of_pod(&svc_store, &q, ev));
+}
+
 /// Queues, for a pod event, every Service that selects the pod before or after the change.
 pub fn queue_services_of_pod(
     services: &runtime::informer::Store<Service>,

@@ -33,6 +33,20 @@ pub enum Expect {
     Update,
 }
 
+impl Expect {
+    /// What an informer event shows of a change: the observation a handler reports to
+    /// [`Expectations::observed`] for the key the object belongs to.
+    pub fn of<K>(event: &crate::informer::Event<K>) -> Expect {
+        use crate::informer::Event;
+        match event {
+            Event::Added(_) => Expect::Create,
+            Event::Updated { .. } => Expect::Update,
+            Event::Deleted(_) => Expect::Delete,
+            Event::Resync(_) => Expect::Nothing,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     create: i64,
