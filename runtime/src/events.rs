@@ -56,8 +56,12 @@ where
     }
 }
 
-/// Identity of an Event for correlation: same object, type, reason and message.
-type Correlation = (String, EventType, String, String);
+/// Identity of an Event about one object for correlation: same type, reason and message.
+type Correlation = (EventType, String, String);
+
+/// Remembered Events per object (uid, or name when there is none), so forgetting an object
+/// is one removal.
+type Memory = HashMap<String, HashMap<Correlation, Written>>;
 
 #[derive(Debug, Clone)]
 struct Written {
@@ -72,10 +76,10 @@ pub struct EventRecorder {
     client: Client,
     component: String,
     instance: String,
-    written: Mutex<HashMap<Correlation, Written>>,
+    written: Mutex<Memory>,
 }
 
-/// Bound on remembered Events; past it the memory is cleared (a later repeat then creates a
+/// Bound on objects with remembered Events; past it the memory is cleared (a later repeat then creates a
 /// fresh Event, which is harmless).
 const MAX_REMEMBERED: usize = 4096;
 
@@ -99,7 +103,7 @@ impl EventRecorder {
     /// Forgets the Events written about the object with this uid (it was deleted), so the
     /// correlation memory does not grow with churn.
     pub fn forget(&self, uid: &str) {
-        self.lock().retain(|(object, ..), _| object != uid);
+        self.lock().remove(uid);
     }
 
     /// Records a `Normal` Event about `object`.
@@ -127,7 +131,7 @@ impl EventRecorder {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Correlation, Written>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -138,25 +142,25 @@ impl EventRecorder {
         reason: &str,
         message: &str,
     ) -> crate::Result<()> {
-        let key: Correlation = (
-            object
-                .uid
-                .clone()
-                .or_else(|| object.name.clone())
-                .unwrap_or_default(),
-            type_,
-            reason.to_string(),
-            message.to_string(),
-        );
+        let object_key = object
+            .uid
+            .clone()
+            .or_else(|| object.name.clone())
+            .unwrap_or_default();
+        let key: Correlation = (type_, reason.to_string(), message.to_string());
         let now = Time(jiff::Timestamp::now());
-        let previous = self.lock().get(&key).cloned();
+        let previous = self
+            .lock()
+            .get(&object_key)
+            .and_then(|events| events.get(&key))
+            .cloned();
         if let Some(prev) = previous {
             let count = prev.count + 1;
             let api: Api<Event> = Api::namespaced(self.client.clone(), &prev.namespace);
             let patch = Patch::Merge(json!({"count": count, "lastTimestamp": now}));
             match api.patch(&prev.name, &PatchParams::default(), &patch).await {
                 Ok(_) => {
-                    self.lock().insert(key, Written { count, ..prev });
+                    self.remember(object_key, key, Written { count, ..prev });
                     return Ok(());
                 }
                 Err(e) if e.is_not_found() => {}
@@ -194,11 +198,8 @@ impl EventRecorder {
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let created = api.create(&PostParams::default(), &event).await?;
-        let mut written = self.lock();
-        if written.len() >= MAX_REMEMBERED {
-            written.clear();
-        }
-        written.insert(
+        self.remember(
+            object_key,
             key,
             Written {
                 namespace,
@@ -207,5 +208,13 @@ impl EventRecorder {
             },
         );
         Ok(())
+    }
+
+    fn remember(&self, object: String, key: Correlation, written: Written) {
+        let mut memory = self.lock();
+        if memory.len() >= MAX_REMEMBERED && !memory.contains_key(&object) {
+            memory.clear();
+        }
+        memory.entry(object).or_default().insert(key, written);
     }
 }
