@@ -761,6 +761,19 @@ async fn adopts_an_orphaned_replica_set_running_its_template() {
         .create(&PostParams::default(), &orphan)
         .await
         .expect("orphan");
+    // The ReplicaSet controller shares the manager's ReplicaSet cache with the Deployment
+    // controller: once it has written the orphan's status, that cache holds the orphan, so
+    // the Deployment below is synced against it (otherwise it may race ahead and create one).
+    wait_for(
+        "the orphan to be synced",
+        Duration::from_secs(60),
+        || async {
+            let rs = rss_api.get("adopt-old").await.ok()?;
+            let st = rs.status?;
+            (st.observed_generation == Some(1) && st.replicas == 1).then_some(())
+        },
+    )
+    .await;
     let d = api
         .create(
             &PostParams::default(),
