@@ -7,6 +7,7 @@
 pub mod cri;
 pub mod error;
 pub mod image;
+pub mod node;
 pub mod simulated;
 
 pub use error::Error;

@@ -11,21 +11,21 @@
 //! interval with bounded concurrency, so 5,000 nodes renewing every 10 s cost a steady
 //! 500 requests/s rather than bursts.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::api::core::v1::Pod;
 use runtime::informer::{Event, Informer, InformerConfig};
 use runtime::queue::{Backoff, WorkQueue};
-use runtime::{Api, Client, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use runtime::{Api, Client, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::node::{NodeFacts, confirm_pod_deletion, now_time, register_node, renew_lease};
 
 /// Name of the pod informer's index on `spec.nodeName`.
 pub const NODE_NAME_INDEX: &str = "spec.nodeName";
@@ -137,14 +137,6 @@ impl Drop for Fleet {
             t.abort();
         }
     }
-}
-
-fn now_time() -> Value {
-    serde_json::to_value(Time(jiff::Timestamp::now())).unwrap_or(Value::Null)
-}
-
-fn now_micro() -> MicroTime {
-    MicroTime(jiff::Timestamp::now())
 }
 
 impl Fleet {
@@ -297,60 +289,34 @@ impl Shared {
     async fn register(&self, node: &SimNode) -> runtime::Result<()> {
         let c = &self.config;
         let (a, b) = node.cidr;
-        let obj: Node = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": node.name,
-                "labels": {
-                    "kubernetes.io/hostname": node.name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "node.kubernetes.io/instance-type": "simulated",
-                },
-            },
-            "spec": {"podCIDR": format!("10.{a}.{b}.0/24"), "podCIDRs": [format!("10.{a}.{b}.0/24")]},
-        }))?;
-        let api: Api<Node> = Api::all(self.client.clone());
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(e),
-        }
-        let now = now_time();
-        let resources = json!({"cpu": c.cpu, "memory": c.memory, "pods": c.pods});
-        let condition = |type_: &str, status: &str, reason: &str, message: &str| {
-            json!({"type": type_, "status": status, "reason": reason, "message": message,
-                   "lastHeartbeatTime": now, "lastTransitionTime": now})
+        let resources: BTreeMap<String, String> = [
+            ("cpu", c.cpu.as_str()),
+            ("memory", c.memory.as_str()),
+            ("pods", c.pods.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let facts = NodeFacts {
+            name: node.name.clone(),
+            pod_cidr: Some(format!("10.{a}.{b}.0/24")),
+            extra_labels: [(
+                "node.kubernetes.io/instance-type".to_string(),
+                "simulated".to_string(),
+            )]
+            .into(),
+            capacity: resources.clone(),
+            allocatable: resources,
+            addresses: vec![("Hostname".into(), node.name.clone())],
+            kubelet_port: None,
+            container_runtime_version: "simulated://0.1.0".into(),
+            os_image: "Skiff simulated node".into(),
+            kernel_version: "simulated".into(),
+            machine_id: node.name.clone(),
+            boot_id: node.name.clone(),
+            ready_message: "kubelet is posting ready status (simulated)".into(),
         };
-        let status = json!({"status": {
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status (simulated)"),
-            ],
-            "addresses": [{"type": "Hostname", "address": node.name}],
-            "nodeInfo": {
-                "kubeletVersion": "v1.33.0",
-                "kubeProxyVersion": "v1.33.0",
-                "containerRuntimeVersion": "simulated://0.1.0",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-                "osImage": "Skiff simulated node",
-                "kernelVersion": "simulated",
-                "machineID": node.name,
-                "systemUUID": node.name,
-                "bootID": node.name,
-            },
-            "phase": "Running",
-        }});
-        api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(status))
-            .await?;
-        debug!(node = %node.name, "registered");
-        Ok(())
+        register_node(&self.client, &facts).await
     }
 
     /// Renews every node's Lease once per interval, evenly spaced, never more than
@@ -392,29 +358,7 @@ impl Shared {
     }
 
     async fn renew(&self, node: &str) -> runtime::Result<()> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
-        let patch = Patch::Merge(json!({"spec": {"renewTime": now_micro()}}));
-        match api.patch(node, &PatchParams::default(), &patch).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => {
-                let lease: Lease = serde_json::from_value(json!({
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {"name": node, "namespace": "kube-node-lease"},
-                    "spec": {
-                        "holderIdentity": node,
-                        "leaseDurationSeconds": self.config.lease_duration_seconds,
-                        "renewTime": now_micro(),
-                    },
-                }))?;
-                match api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_already_exists() => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        renew_lease(&self.client, node, self.config.lease_duration_seconds).await
     }
 
     fn on_pod(&self, ev: &Event<Pod>) {
@@ -464,21 +408,7 @@ impl Shared {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         if pod.metadata.deletion_timestamp.is_some() {
             // Nothing to stop: confirm the deletion at once, for this very pod (uid).
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: pod.metadata.uid.clone().map(|uid| {
-                    runtime::request::Preconditions {
-                        uid: Some(uid),
-                        ..Default::default()
-                    }
-                }),
-                ..DeleteParams::default()
-            };
-            return match api.delete(name, &dp).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
-                Err(e) => Err(e),
-            };
+            return confirm_pod_deletion(&self.client, &pod).await;
         }
         self.placed
             .lock()
