@@ -38,6 +38,9 @@ pub enum Error {
     /// Mounting or removing a container root filesystem failed.
     #[error("container rootfs: {0}")]
     Rootfs(String),
+    /// The kubelet API's TLS material is missing or unusable.
+    #[error("kubelet API TLS: {0}")]
+    Tls(String),
     /// A file-system operation failed; `context` says which one and on what.
     #[error("{context}: {source}")]
     Io {
@@ -57,7 +60,7 @@ impl Error {
             Error::ErrImageNeverPull { .. } => Some("ErrImageNeverPull"),
             // A store or verification failure during a pull is still a failed pull to the user.
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
-            Error::Archive(_) | Error::Rootfs(_) => None,
+            Error::Archive(_) | Error::Rootfs(_) | Error::Tls(_) => None,
         }
     }
 }

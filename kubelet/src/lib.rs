@@ -7,7 +7,9 @@
 pub mod cri;
 pub mod error;
 pub mod image;
+pub mod logs;
 pub mod node;
+pub mod server;
 pub mod simulated;
 
 pub use error::Error;

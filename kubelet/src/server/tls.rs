@@ -1,0 +1,94 @@
+//! The kubelet API's serving certificate: given as files, or self-signed at startup for the
+//! node's names and addresses (what kubelet does without `--tls-cert-file`). The API server
+//! does not verify it (see ARCHITECTURE "Logs and exec"), so self-signed is enough to encrypt.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone)]
+pub struct ServingCert {
+    /// PEM certificate chain, leaf first.
+    pub cert_pem: String,
+    /// PEM private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServingCert {
+    /// The key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingCert").finish_non_exhaustive()
+    }
+}
+
+impl ServingCert {
+    /// A fresh self-signed certificate naming `hostname` and every address in `addresses`.
+    pub fn self_signed(hostname: &str, addresses: &[IpAddr]) -> Result<Self> {
+        let mut names = vec![hostname.to_string()];
+        names.extend(addresses.iter().map(IpAddr::to_string));
+        let certified = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| Error::Tls(format!("cannot generate a serving certificate: {e}")))?;
+        Ok(ServingCert {
+            cert_pem: certified.cert.pem(),
+            key_pem: certified.signing_key.serialize_pem(),
+        })
+    }
+
+    /// A certificate and key from PEM files (`--tls-cert-file`, `--tls-private-key-file`).
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self> {
+        let read =
+            |p: &Path| std::fs::read_to_string(p).context(|| format!("read {}", p.display()));
+        Ok(ServingCert {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        })
+    }
+
+    /// The rustls server configuration (HTTP/1.1 only: exec upgrades need it).
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Tls(format!("serving certificate is not valid PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(Error::Tls(
+                "serving certificate holds no certificate".into(),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| Error::Tls(format!("serving key is not a valid PEM key: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| Error::Tls(format!("unusable serving certificate: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_certificates_load() {
+        let cert = ServingCert::self_signed("node-1", &["127.0.0.1".parse().expect("ip")])
+            .expect("generate");
+        assert!(cert.cert_pem.contains("BEGIN CERTIFICATE"));
+        assert!(cert.server_config().is_ok());
+        let broken = ServingCert {
+            cert_pem: "nothing".into(),
+            key_pem: cert.key_pem.clone(),
+        };
+        let err = broken.server_config().expect_err("no certificate");
+        assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+}
