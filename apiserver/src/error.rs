@@ -126,6 +126,9 @@ pub enum Error {
     TooManyRequests(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A backend the request needs (a node's kubelet) cannot be reached.
+    #[error("{0}")]
+    ServiceUnavailable(String),
 }
 
 impl Error {
@@ -153,6 +156,7 @@ impl Error {
             Error::Timeout(_) => (504, "Timeout"),
             Error::TooManyRequests(_) => (429, "TooManyRequests"),
             Error::Internal(_) => (500, "InternalError"),
+            Error::ServiceUnavailable(_) => (503, "ServiceUnavailable"),
         }
     }
 

@@ -15,8 +15,8 @@ pub enum Subresource {
     Binding,
     /// `pods/eviction`: a `policy/v1` `Eviction` that deletes the pod.
     Eviction,
-    /// `pods/log`, `pods/exec`, `pods/portforward`, `pods/attach`: served by node agents later;
-    /// advertised so clients find them.
+    /// `pods/log`, `pods/exec` (proxied to the node's kubelet, `http::node_proxy`),
+    /// `pods/portforward`, `pods/attach` (advertised, not served yet).
     Log,
     Exec,
     PortForward,

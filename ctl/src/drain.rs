@@ -378,7 +378,7 @@ fn message_of(e: &CtlError) -> String {
     match e {
         CtlError::Server { message, .. } => message.clone(),
         CtlError::Local(m) => m.clone(),
-        CtlError::Silent => String::new(),
+        CtlError::Silent | CtlError::Exit(_) => e.to_string(),
     }
 }
 

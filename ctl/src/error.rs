@@ -12,6 +12,9 @@ pub enum CtlError {
     Local(String),
     /// Already reported line by line; only the exit code is left to set.
     Silent,
+    /// A command run in a container (`exec`) ended with this non-zero code; skiffctl exits
+    /// with it after kubectl's `command terminated with exit code N`.
+    Exit(i32),
 }
 
 impl CtlError {
@@ -49,6 +52,7 @@ impl fmt::Display for CtlError {
             }
             CtlError::Local(m) => write!(f, "error: {m}"),
             CtlError::Silent => Ok(()),
+            CtlError::Exit(code) => write!(f, "command terminated with exit code {code}"),
         }
     }
 }

@@ -120,6 +120,57 @@ impl Http {
         self.call(reqwest::Method::GET, path, accept, None).await
     }
 
+    /// A `GET` whose body the caller reads as a stream (no overall timeout): `logs`.
+    pub async fn stream(&self, path: &str, accept: &str) -> Result<reqwest::Response> {
+        self.send(reqwest::Method::GET, path, accept, None, None)
+            .await
+    }
+
+    /// Opens a WebSocket at `path` offering `protocol`: the upgraded connection once the
+    /// server switched protocols (its `Sec-WebSocket-Accept` checked), or the server's
+    /// `Status` as an error. Same client, TLS and credentials as every other request.
+    pub async fn websocket(&self, path: &str, protocol: &str) -> Result<reqwest::Upgraded> {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", &key)
+            .header("sec-websocket-protocol", protocol)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let code = resp.status().as_u16();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(status_error(code, &body));
+        }
+        let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if header("sec-websocket-accept") != expected {
+            return Err(CtlError::local(
+                "error upgrading connection: the server's Sec-WebSocket-Accept does not match",
+            ));
+        }
+        if header("sec-websocket-protocol") != protocol {
+            return Err(CtlError::local(format!(
+                "error upgrading connection: the server did not agree to subprotocol {protocol}"
+            )));
+        }
+        resp.upgrade()
+            .await
+            .map_err(|e| CtlError::local(format!("error upgrading connection: {e}")))
+    }
+
     /// A watch: calls `each` with every event object until the server ends the stream.
     pub async fn watch(
         &self,

@@ -15,13 +15,16 @@ mod discovery;
 mod drain;
 mod edit;
 mod error;
+mod exec;
 mod get;
 mod http;
 mod jsonpath;
 mod kubeconfig;
 mod label;
+mod logs;
 mod manifest;
 mod objects;
+mod pod_select;
 mod print;
 mod rollout;
 mod scale;
@@ -90,6 +93,10 @@ enum Command {
     Uncordon(cordon::CordonArgs),
     /// Drain a node in preparation for maintenance.
     Drain(drain::DrainArgs),
+    /// Print the logs for a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(exec::ExecArgs),
     /// Read or change the kubeconfig.
     #[command(subcommand)]
     Config(kubeconfig::ConfigCmd),
@@ -160,6 +167,8 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Cordon(a) => cordon::run(&http, &disc, a, true).await,
                 Command::Uncordon(a) => cordon::run(&http, &disc, a, false).await,
                 Command::Drain(a) => drain::run(&http, &disc, a).await,
+                Command::Logs(a) => logs::run(&http, &disc, a).await,
+                Command::Exec(a) => exec::run(&http, &disc, a).await,
                 Command::Version | Command::Config(_) | Command::Completion { .. } => {
                     unreachable!("handled above")
                 }
@@ -224,6 +233,9 @@ fn main() {
         if !matches!(e, CtlError::Silent) {
             eprintln!("{e}");
         }
-        std::process::exit(1);
+        std::process::exit(match e {
+            CtlError::Exit(code) => code,
+            _ => 1,
+        });
     }
 }

@@ -159,9 +159,14 @@ pub async fn send_json(
 
 /// Go's `time.Duration` flag syntax (`30s`, `1m30s`, `500ms`, `0`), as kubectl's `--timeout`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    parse_flag_duration("--timeout", s)
+}
+
+/// A Go duration given to `flag`; errors name the flag as kubectl's do.
+pub fn parse_flag_duration(flag: &str, s: &str) -> Result<std::time::Duration> {
     let bad = || {
         CtlError::Local(format!(
-            "invalid argument \"{s}\" for \"--timeout\" flag: time: invalid duration \"{s}\""
+            "invalid argument \"{s}\" for \"{flag}\" flag: time: invalid duration \"{s}\""
         ))
     };
     if s == "0" {

@@ -6,6 +6,7 @@
 pub mod discovery;
 mod metrics;
 mod negotiate;
+pub mod node_proxy;
 pub mod openapi;
 pub mod request;
 mod watch;
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
@@ -53,23 +54,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
-async fn dispatch(
-    State(state): State<Arc<ApiState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let path = uri.path().to_string();
     let query = Query::parse(uri.query());
     let (verb, resource, result) = match request::parse_resource_path(&path) {
+        Ok(Some(target)) if node_proxy::serves(&target) => {
+            let verb = verb_of(&method, &target, &query);
+            let request = Request::from_parts(parts, body);
+            let result = node_proxy::serve(&state, &target, &query, uri.query(), request).await;
+            (verb, target.rt.resource, result)
+        }
         Ok(Some(target)) => {
             let verb = verb_of(&method, &target, &query);
             let resource = target.rt.resource;
             let result = match read_body(body).await {
                 Ok(bytes) => {
-                    handle_resource(&state, &method, target, &query, &headers, bytes).await
+                    handle_resource(&state, &method, target, &query, &parts.headers, bytes).await
                 }
                 Err(e) => Err(e),
             };
@@ -78,7 +81,7 @@ async fn dispatch(
         Ok(None) => (
             "get",
             "",
-            serve_non_resource(&state, &method, &path, &headers),
+            serve_non_resource(&state, &method, &path, &parts.headers),
         ),
         Err(e) => ("get", "", Err(e)),
     };
@@ -384,16 +387,9 @@ async fn handle_resource(
             registry.evict(rt, ns, name, &eviction).await?;
             Ok(success_status(StatusCode::CREATED))
         }
-        (
-            Some(SubTarget::Served(
-                s @ (Subresource::Log
-                | Subresource::Exec
-                | Subresource::PortForward
-                | Subresource::Attach),
-            )),
-            _,
-        ) => {
-            // Streaming to containers goes through the node agents (issue 6).
+        (Some(SubTarget::Served(s @ (Subresource::PortForward | Subresource::Attach))), _) => {
+            // Streaming to containers goes through the node agents (issue 6); `log` and
+            // `exec` are served by `node_proxy`.
             let pod = registry.get(rt, ns, name).await?;
             let node = pod
                 .pointer("/spec/nodeName")

@@ -180,7 +180,7 @@ async fn restore(http: &Http, o: &ObjRef<'_>, p: &Value, to_revision: i64) -> Re
         Err(CtlError::Server { message, .. } | CtlError::Local(message)) => Err(CtlError::Local(
             format!("failed restoring revision {to_revision}: {message}"),
         )),
-        Err(CtlError::Silent) => Err(CtlError::Silent),
+        Err(other @ (CtlError::Silent | CtlError::Exit(_))) => Err(other),
     }
 }
 
