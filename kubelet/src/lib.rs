@@ -4,6 +4,7 @@
 //! mounts container root filesystems. [`simulated`] provides hollow nodes (register,
 //! heartbeat, report pods Running) for tests and benchmarks of everything above the node.
 
+pub mod agent;
 pub mod cri;
 pub mod error;
 pub mod image;
