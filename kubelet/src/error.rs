@@ -38,6 +38,9 @@ pub enum Error {
     /// Mounting or removing a container root filesystem failed.
     #[error("container rootfs: {0}")]
     Rootfs(String),
+    /// The API server or the runtime's plumbing failed (not something a pod shows).
+    #[error("{0}")]
+    Runtime(String),
     /// A file-system operation failed; `context` says which one and on what.
     #[error("{context}: {source}")]
     Io {
@@ -57,7 +60,7 @@ impl Error {
             Error::ErrImageNeverPull { .. } => Some("ErrImageNeverPull"),
             // A store or verification failure during a pull is still a failed pull to the user.
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
-            Error::Archive(_) | Error::Rootfs(_) => None,
+            Error::Archive(_) | Error::Rootfs(_) | Error::Runtime(_) => None,
         }
     }
 }

@@ -11,4 +11,4 @@ pub mod image;
 pub mod node;
 pub mod simulated;
 
-pub use error::Error;
+pub use error::{Error, Result};
