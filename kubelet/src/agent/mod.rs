@@ -375,6 +375,21 @@ impl Shared {
     }
 }
 
+/// Stops and removes every container and sandbox `runtime` has on the node (`skiff agent
+/// reset`, and tests cleaning up after themselves). Returns (containers, sandboxes) removed.
+pub fn remove_everything(runtime: &dyn ContainerRuntime) -> crate::Result<(usize, usize)> {
+    let containers = runtime.list_containers()?;
+    for c in &containers {
+        runtime.stop_container(&c.id, Duration::from_secs(1))?;
+        runtime.remove_container(&c.id)?;
+    }
+    let sandboxes = runtime.list_sandboxes()?;
+    for sb in &sandboxes {
+        runtime.remove_pod_sandbox(&sb.id)?;
+    }
+    Ok((containers.len(), sandboxes.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
