@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cri;
 pub mod error;
 pub mod image;
+pub mod network;
 pub mod node;
 pub mod simulated;
 
