@@ -4,6 +4,10 @@
 //! (`NetworkConfig::node_netns`), so the bridge, veths and routes never touch the host's own
 //! namespace. A guard deletes the sandbox namespaces, the node namespace and the state
 //! directory even when an assertion fails.
+//!
+//! The executor's side of the protocol (environment, stdin chaining, error objects, timeouts)
+//! is checked with small shell-script plugins that record what they were given: real plugins
+//! cannot be made to hang or to echo their input. Those tests need neither root nor plugins.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kubelet::cri::PodNetwork;
+use kubelet::network::cni::{Attachment, Executor};
 use kubelet::network::{CniNetwork, NetworkConfig, netns};
+use serde_json::json;
 
 const PLUGIN: &str = "/usr/lib/cni/bridge";
 
@@ -108,6 +114,10 @@ fn pods_get_distinct_ips_reach_each_other_and_keep_them_across_restarts() {
 
     let (ns_a, ip_a) = network.setup("sandbox-a").expect("setup a");
     let (ns_b, ip_b) = network.setup("sandbox-b").expect("setup b");
+    assert_eq!(
+        network.attached_sandboxes().unwrap(),
+        ["sandbox-a", "sandbox-b"]
+    );
     assert_ne!(ip_a, ip_b);
     for (ns, ip) in [(&ns_a, ip_a), (&ns_b, ip_b)] {
         let IpAddr::V4(v4) = ip else {
@@ -194,6 +204,7 @@ fn pods_get_distinct_ips_reach_each_other_and_keep_them_across_restarts() {
     let (ok, _) = Node::run_in(&ns_b, &["busybox", "ping", "-c1", "-W1", &ip_a.to_string()]);
     assert!(!ok, "{ip_a} still answers after teardown");
     network.teardown("sandbox-b").expect("teardown b");
+    assert!(network.attached_sandboxes().unwrap().is_empty());
 }
 
 #[test]
@@ -283,4 +294,164 @@ fn concurrent_setups_get_distinct_ips() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("10.244."))
         .count();
     assert_eq!(leases, 0, "leases left after teardown");
+}
+
+/// A plugin directory with shell-script plugins.
+struct ScriptPlugins {
+    dir: tempfile::TempDir,
+}
+
+impl ScriptPlugins {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Adds plugin `name` running `body`; `$LOG` is a file to record into.
+    fn add(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        let log = self.dir.path().join(format!("{name}.log"));
+        let order = self.dir.path().join("order.log");
+        let script = format!(
+            "#!/bin/sh\nLOG={}\nORDER={}\n{body}\n",
+            log.display(),
+            order.display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn executor(&self, timeout: Duration) -> Executor {
+        Executor::new(vec![self.dir.path().to_path_buf()], None, timeout)
+    }
+}
+
+/// Records env and stdin (one line each per call) and the call order, then answers with
+/// `result`.
+fn recording_plugin(name: &str, result: &str) -> String {
+    format!(
+        "echo \"{name} $CNI_COMMAND\" >> $ORDER\n\
+         echo \"$CNI_COMMAND $CNI_CONTAINERID $CNI_NETNS $CNI_IFNAME $CNI_PATH\" >> $LOG\n\
+         cat >> $LOG\necho >> $LOG\necho '{result}'"
+    )
+}
+
+fn attachment() -> Attachment {
+    Attachment {
+        container_id: "sb1".into(),
+        netns: Some("/run/skiff/netns/sb1".into()),
+        ifname: "eth0".into(),
+    }
+}
+
+#[test]
+fn executor_chains_results_and_reverses_del() {
+    let plugins = ScriptPlugins::new();
+    let first = r#"{"cniVersion":"1.0.0","ips":[{"address":"10.244.1.9/24"}]}"#;
+    let second = r#"{"cniVersion":"1.0.0","ips":[{"address":"10.244.1.9/24"}],"dns":{}}"#;
+    plugins.add("one", &recording_plugin("one", first));
+    plugins.add("two", &recording_plugin("two", second));
+    let executor = plugins.executor(Duration::from_secs(30));
+    let list = json!({"cniVersion": "1.0.0", "name": "net", "plugins": [
+        {"type": "one", "a": 1}, {"type": "two", "b": 2}
+    ]});
+
+    let result = executor.add(&list, &attachment()).expect("ADD");
+    assert_eq!(
+        result,
+        serde_json::from_str::<serde_json::Value>(second).unwrap()
+    );
+    let dir = plugins.dir.path().display();
+    let one = plugins.log("one");
+    let two = plugins.log("two");
+    assert!(
+        one.starts_with(&format!("ADD sb1 /run/skiff/netns/sb1 eth0 {dir}\n")),
+        "{one}"
+    );
+    let stdin_one: serde_json::Value = serde_json::from_str(one.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        stdin_one,
+        json!({"type": "one", "a": 1, "cniVersion": "1.0.0", "name": "net"})
+    );
+    let stdin_two: serde_json::Value = serde_json::from_str(two.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        stdin_two["prevResult"],
+        serde_json::from_str::<serde_json::Value>(first).unwrap()
+    );
+
+    // DEL: reverse order, both given the cached result, no netns when it is gone.
+    let gone = Attachment {
+        netns: None,
+        ..attachment()
+    };
+    executor.del(&list, &gone, Some(&result)).expect("DEL");
+    let one = plugins.log("one");
+    let del_one = one.lines().nth(2).unwrap_or_default();
+    assert!(del_one.starts_with("DEL sb1  eth0"), "{one}");
+    let stdin: serde_json::Value = serde_json::from_str(one.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(stdin["prevResult"], result);
+    assert_eq!(
+        plugins.log("order"),
+        "one ADD\ntwo ADD\ntwo DEL\none DEL\n",
+        "ADD in order, DEL in reverse"
+    );
+}
+
+#[test]
+fn executor_reports_plugin_errors() {
+    let plugins = ScriptPlugins::new();
+    plugins.add(
+        "object",
+        r#"cat >/dev/null; echo '{"cniVersion":"1.0.0","code":7,"msg":"bad config","details":"no subnet"}'; exit 1"#,
+    );
+    plugins.add("stderr", "echo 'panic: boom' >&2; exit 2");
+    plugins.add("garbage", "cat >/dev/null; echo 'not json'");
+    let executor = plugins.executor(Duration::from_secs(30));
+    let list =
+        |kind: &str| json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": kind}]});
+    let cases = [
+        (
+            "object",
+            "CNI plugin object ADD failed (code 7): bad config: no subnet",
+        ),
+        (
+            "stderr",
+            "CNI plugin stderr ADD failed (code 0): panic: boom (exit status: 2)",
+        ),
+        (
+            "garbage",
+            "CNI plugin garbage ADD failed (code 0): unparseable output",
+        ),
+        ("missing", "CNI plugin \"missing\" not found"),
+    ];
+    for (kind, want) in cases {
+        let err = executor
+            .add(&list(kind), &attachment())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{kind}: {err}");
+    }
+}
+
+#[test]
+fn executor_kills_a_hung_plugin_and_its_children() {
+    let plugins = ScriptPlugins::new();
+    // The grandchild holds stdout and stderr open: only killing the group ends the wait.
+    plugins.add("hang", "sleep 300\necho '{}'");
+    let executor = plugins.executor(Duration::from_millis(500));
+    let started = Instant::now();
+    let list = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "hang"}]});
+    let err = executor.add(&list, &attachment()).unwrap_err().to_string();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -6,8 +6,11 @@
 //! result as `prevResult`) and in reverse for DEL (each gets the cached ADD result).
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tracing::debug;
@@ -107,14 +110,18 @@ fn plugins(list: &Value) -> Result<Vec<(&str, &Value)>> {
 pub struct Executor {
     plugin_dirs: Vec<PathBuf>,
     node_netns: Option<PathBuf>,
+    timeout: Duration,
 }
 
 impl Executor {
-    /// Plugins are searched in `plugin_dirs` and run in `node_netns` (when given).
-    pub fn new(plugin_dirs: Vec<PathBuf>, node_netns: Option<PathBuf>) -> Self {
+    /// Plugins are searched in `plugin_dirs`, run in `node_netns` (when given) and killed
+    /// (with everything they started) after `timeout`, so a hung plugin cannot hold a sandbox
+    /// forever.
+    pub fn new(plugin_dirs: Vec<PathBuf>, node_netns: Option<PathBuf>, timeout: Duration) -> Self {
         Self {
             plugin_dirs,
             node_netns,
+            timeout,
         }
     }
 
@@ -167,7 +174,9 @@ impl Executor {
             .env("CNI_PATH", self.cni_path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout kills the IPAM plugin it runs as well.
+            .process_group(0);
         netns::run_in(&mut child, self.node_netns.as_deref())?;
         let mut child = child
             .spawn()
@@ -175,12 +184,20 @@ impl Executor {
         let input = serde_json::to_vec(stdin).expect("JSON values serialize");
         if let Some(mut pipe) = child.stdin.take() {
             // A plugin that exits without reading stdin closes the pipe: its exit status and
-            // output say why, so the write error is not the interesting one.
+            // output say why, so the write error is not the interesting one. The config is a
+            // few KiB, well under a pipe's buffer, so this cannot block on a stuck plugin.
             let _ = pipe.write_all(&input);
         }
-        let output = child
-            .wait_with_output()
-            .context(|| format!("waiting for CNI plugin {}", binary.display()))?;
+        let output = self
+            .wait(child)
+            .context(|| format!("waiting for CNI plugin {}", binary.display()))?
+            .ok_or_else(|| Error::Cni {
+                plugin: kind.to_string(),
+                command: command.as_str().to_string(),
+                code: 0,
+                msg: format!("timed out after {:?}", self.timeout),
+                details: String::new(),
+            })?;
         debug!(plugin = kind, command = command.as_str(), container = %attachment.container_id,
             status = %output.status, "ran CNI plugin");
         if !output.status.success() {
@@ -218,6 +235,24 @@ impl Executor {
             msg: format!("unparseable output: {e}"),
             details: String::from_utf8_lossy(&output.stdout).into_owned(),
         })
+    }
+
+    /// Waits for the plugin's output; `None` when it had to be killed for the timeout.
+    fn wait(&self, child: Child) -> std::io::Result<Option<Output>> {
+        let group = child.id() as libc::pid_t;
+        let (done, outcome) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match outcome.recv_timeout(self.timeout) {
+            Ok(output) => output.map(Some),
+            Err(_) => {
+                // SAFETY: the group leader is our unreaped child, so the id is not reused.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+                let _ = outcome.recv();
+                Ok(None)
+            }
+        }
     }
 
     /// ADD through every plugin of `list`; returns the final result.
@@ -315,7 +350,11 @@ mod tests {
 
     #[test]
     fn missing_plugins_are_named() {
-        let executor = Executor::new(vec!["/nonexistent/cni".into()], None);
+        let executor = Executor::new(
+            vec!["/nonexistent/cni".into()],
+            None,
+            Duration::from_secs(1),
+        );
         let err = executor.find("bridge").unwrap_err().to_string();
         assert!(
             err.contains("\"bridge\" not found in /nonexistent/cni"),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -114,6 +115,8 @@ pub struct NetworkConfig {
     /// `None` = the agent process's own. Tests and lab tooling set it to keep the host's
     /// namespace untouched.
     pub node_netns: Option<PathBuf>,
+    /// How long one plugin may run before it is killed.
+    pub plugin_timeout: Duration,
 }
 
 impl NetworkConfig {
@@ -129,6 +132,7 @@ impl NetworkConfig {
             netns_dir: PathBuf::from("/run/skiff/netns"),
             plugin_dirs: vec![PathBuf::from("/usr/lib/cni")],
             node_netns: None,
+            plugin_timeout: Duration::from_secs(60),
         }
     }
 

@@ -98,7 +98,11 @@ impl CniNetwork {
         info!(pod_cidr = %config.pod_cidr, bridge = %config.bridge, "pod network ready");
         Ok(Self {
             list: config::network_config_list(&config),
-            executor: Executor::new(config.plugin_dirs.clone(), config.node_netns.clone()),
+            executor: Executor::new(
+                config.plugin_dirs.clone(),
+                config.node_netns.clone(),
+                config.plugin_timeout,
+            ),
             config,
             locks: SandboxLocks::default(),
         })
@@ -199,6 +203,23 @@ impl CniNetwork {
                 Err(e)
             }
         }
+    }
+
+    /// The sandboxes that have an attachment (a cached ADD result), sorted: after a restart
+    /// the agent tears down those it no longer has a pod for.
+    pub fn attached_sandboxes(&self) -> Result<Vec<String>> {
+        let dir = self.config.results_dir();
+        let entries = std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))?;
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".json")?;
+                validate_container_id(id).is_ok().then(|| id.to_string())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Runs CNI CHECK for a set-up sandbox: the plugins verify the interfaces, addresses and
