@@ -243,6 +243,16 @@ fn teardown_releases_the_ip_and_exhaustion_is_a_clear_error() {
         .expect("setup after the namespace was lost");
     assert_eq!(again, first, "the stale lease was not released");
     assert!(netns::is_netns(&ns));
+
+    // The agent died after ADD, before caching the result: the next setup starts over cleanly
+    // (the lease is released, or the /30 would be exhausted).
+    let cache = network.config().results_dir().join("second.json");
+    std::fs::remove_file(&cache).unwrap();
+    let (ns, again) = network
+        .setup("second")
+        .expect("setup after a lost result cache");
+    assert_eq!(again, first);
+    assert!(netns::is_netns(&ns) && cache.exists());
     network.teardown("second").expect("teardown second");
 }
 

@@ -259,6 +259,15 @@ impl PodNetwork for CniNetwork {
             self.executor
                 .del(&cached.config, &attachment, Some(&cached.result))?;
             self.remove_cache(sandbox_id)?;
+        } else if netns::is_netns(&self.netns_path(sandbox_id)) {
+            // A namespace without a cached result: an earlier setup died between creating it
+            // and recording the result (nothing has used it: setup never returned it). Undo
+            // whatever it got to, so ADD starts clean instead of tripping over its `eth0`.
+            warn!("pod network namespace without a cached result; recreating it");
+            let path = self.netns_path(sandbox_id);
+            self.executor
+                .del(&self.list, &self.attachment(sandbox_id, Some(&path)), None)?;
+            netns::delete(&path)?;
         }
         let (path, ip) = self.attach(sandbox_id)?;
         info!(%ip, netns = %path.display(), "pod network attached");
