@@ -2,8 +2,9 @@
 //!
 //! The real agent is being built (issue 6): [`image`] pulls, loads and stores OCI images and
 //! mounts container root filesystems; [`network`] gives sandboxes a network namespace and IP
-//! through the CNI plugins and renders their `/etc/hosts` and `/etc/resolv.conf`. [`simulated`] provides hollow nodes (register,
-//! heartbeat, report pods Running) for tests and benchmarks of everything above the node.
+//! through the CNI plugins and renders their `/etc/hosts` and `/etc/resolv.conf`.
+//! [`simulated`] provides hollow nodes (register, heartbeat, report pods Running) for tests and
+//! benchmarks of everything above the node.
 
 pub mod agent;
 pub mod cri;
