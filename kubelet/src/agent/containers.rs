@@ -40,7 +40,8 @@ pub(crate) async fn container_config(
             container.name
         )));
     }
-    let mounts: Vec<Mount> = Vec::new();
+    let mut mounts: Vec<Mount> = Vec::new();
+    mounts.extend(super::pod_files::pod_files(s, pod, sandbox)?);
     let mut labels: BTreeMap<String, String> = sandbox.labels.clone();
     labels.insert(labels::CONTAINER_NAME.into(), container.name.clone());
     Ok(ContainerConfig {

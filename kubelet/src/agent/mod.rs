@@ -11,6 +11,7 @@ mod events;
 mod hooks;
 mod images;
 pub mod plan;
+mod pod_files;
 mod probes;
 mod sandbox;
 mod status;
