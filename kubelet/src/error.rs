@@ -41,6 +41,30 @@ pub enum Error {
     /// The kubelet API's TLS material is missing or unusable.
     #[error("kubelet API TLS: {0}")]
     Tls(String),
+    /// The API server or the runtime's plumbing failed (not something a pod shows).
+    #[error("{0}")]
+    Runtime(String),
+    /// A CNI plugin reported an error (its CNI error object, or its stderr when it wrote none).
+    #[error(
+        "CNI plugin {plugin} {command} failed (code {code}): {msg}{}",
+        details_suffix(details)
+    )]
+    Cni {
+        /// Plugin type, e.g. `bridge`.
+        plugin: String,
+        /// `ADD`, `DEL` or `CHECK`.
+        command: String,
+        /// The CNI error code (1-99 are the spec's, 100+ the plugin's own; 0 = no error object).
+        code: u32,
+        /// The plugin's message.
+        msg: String,
+        /// The plugin's details, possibly empty.
+        details: String,
+    },
+    /// Setting up the node's pod network failed outside a plugin (namespaces, routes, the
+    /// result cache, a bad configuration).
+    #[error("pod network: {0}")]
+    Network(String),
     /// A file-system operation failed; `context` says which one and on what.
     #[error("{context}: {source}")]
     Io {
@@ -60,8 +84,22 @@ impl Error {
             Error::ErrImageNeverPull { .. } => Some("ErrImageNeverPull"),
             // A store or verification failure during a pull is still a failed pull to the user.
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
-            Error::Archive(_) | Error::Rootfs(_) | Error::Tls(_) => None,
+            Error::Archive(_)
+            | Error::Rootfs(_)
+            | Error::Tls(_)
+            | Error::Runtime(_)
+            | Error::Cni { .. }
+            | Error::Network(_) => None,
         }
+    }
+}
+
+/// `": details"` when a CNI error carries details, else nothing.
+fn details_suffix(details: &str) -> String {
+    if details.is_empty() {
+        String::new()
+    } else {
+        format!(": {details}")
     }
 }
 

@@ -1,15 +1,19 @@
 //! The Skiff node agent: runs pods through a container runtime and programs Services on the node.
 //!
 //! The real agent is being built (issue 6): [`image`] pulls, loads and stores OCI images and
-//! mounts container root filesystems. [`simulated`] provides hollow nodes (register,
-//! heartbeat, report pods Running) for tests and benchmarks of everything above the node.
+//! mounts container root filesystems; [`network`] gives sandboxes a network namespace and IP
+//! through the CNI plugins and renders their `/etc/hosts` and `/etc/resolv.conf`.
+//! [`simulated`] provides hollow nodes (register, heartbeat, report pods Running) for tests and
+//! benchmarks of everything above the node.
 
+pub mod agent;
 pub mod cri;
 pub mod error;
 pub mod image;
 pub mod logs;
+pub mod network;
 pub mod node;
 pub mod server;
 pub mod simulated;
 
-pub use error::Error;
+pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 //! registries, loading OCI archives and overlayfs root filesystems for containers.
 
 pub mod archive;
+pub mod build;
 pub mod credentials;
 pub mod layer;
 pub mod platform;

@@ -1,0 +1,59 @@
+//! Host-side routes of the node's pod network: blackholes for the whole cluster pod CIDR and
+//! the service CIDR (DESIGN.md "Network rules"), so a packet to an unassigned pod or Service
+//! address is dropped on the node instead of following a default route off the machine. The
+//! node's own /24 on the bridge is more specific and still wins; other nodes' /24s get more
+//! specific routes from the lab (issue 8).
+//!
+//! Routes are set with `ip route replace`, which is idempotent (an agent restart re-runs it).
+
+use std::path::Path;
+use std::process::Command;
+
+use super::config::Ipv4Cidr;
+use super::netns;
+use crate::error::{Error, IoContext, Result};
+
+/// The `ip` arguments installing a blackhole route for `cidr`.
+pub fn blackhole_args(cidr: &Ipv4Cidr) -> Vec<String> {
+    ["route", "replace", "blackhole", &cidr.to_string()]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Installs blackhole routes for `cidrs` in `node_netns` (the agent's own namespace when
+/// `None`).
+pub fn ensure_blackholes(cidrs: &[Ipv4Cidr], node_netns: Option<&Path>) -> Result<()> {
+    for cidr in cidrs {
+        let args = blackhole_args(cidr);
+        let mut command = Command::new("ip");
+        command.args(&args);
+        netns::run_in(&mut command, node_netns)?;
+        let output = command
+            .output()
+            .context(|| format!("running ip {}", args.join(" ")))?;
+        if !output.status.success() {
+            return Err(Error::Network(format!(
+                "ip {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blackhole_commands() {
+        let cases = [
+            ("10.244.0.0/16", "route replace blackhole 10.244.0.0/16"),
+            ("10.96.0.0/12", "route replace blackhole 10.96.0.0/12"),
+        ];
+        for (cidr, want) in cases {
+            assert_eq!(blackhole_args(&cidr.parse().unwrap()).join(" "), want);
+        }
+    }
+}
