@@ -108,7 +108,7 @@ async fn prepare(
     query: Option<&str>,
 ) -> Result<(ExecRequest, std::process::Command), ApiError> {
     let req = ExecRequest::from_query(query.unwrap_or(""))?;
-    let found = api.find(namespace, pod, container)?;
+    let found = api.find(namespace, pod, container).await?;
     let runtime = api.runtime.clone();
     let argv = req.argv.clone();
     let (state, command) = tokio::task::spawn_blocking(move || {
