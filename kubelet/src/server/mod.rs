@@ -104,7 +104,15 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving once it passes.
+                    tracing::warn!(error = %e, "kubelet API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => return Ok(()),
         };
         let acceptor = acceptor.clone();
