@@ -1,7 +1,7 @@
 //! `logs` and `exec` through a real `skiff apiserver`: skiffctl and the real kubectl must print
-//! the same thing. This file covers what the API server answers on its own (pod not bound,
-//! node missing, kubelet unreachable, container choice); `streams_e2e.rs`-style tests with a
-//! running kubelet server are below, over the real process driver.
+//! the same thing. First what the API server answers on its own (pod not bound, node missing,
+//! kubelet unreachable, container choice), then the whole path to containers of the process
+//! driver behind a real kubelet API server (`common/test_node.rs`; build `skiff` first).
 
 mod common;
 

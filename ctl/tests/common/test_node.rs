@@ -1,5 +1,6 @@
 //! A node for streaming tests: the real kubelet HTTPS API (`kubelet::server`) on a loopback
-//! port over the real process driver, with containers the test starts itself. The
+//! port over the real process driver (and its shim, which writes the CRI logs), with
+//! containers the test starts itself. The
 //! `ContainerLookup` is the test's (the agent's is not needed to serve logs and exec).
 //! Shared by `kubelet/tests/server.rs` and `ctl/tests/streams.rs` (included by path).
 #![allow(dead_code)]
@@ -11,11 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use kubelet::cri::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, Sandbox, SandboxConfig,
-    labels,
-};
-use kubelet::logs::{Stream, format_record};
+use kubelet::cri::{ContainerConfig, ContainerRuntime, ContainerState, SandboxConfig, labels};
 use kubelet::server::{ContainerLookup, FoundContainer, KubeletApi, LookupError, ServingCert};
 use serde_json::Value;
 use tokio_tungstenite::WebSocketStream;
@@ -147,9 +144,6 @@ impl TestNode {
                     name: container.to_string(),
                     image: "process".to_string(),
                     argv: argv.iter().map(|s| s.to_string()).collect(),
-                    env: vec![
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                    ],
                     log_path: kubelet::logs::attempt_log_file(&log_dir, attempt),
                     attempt,
                     labels: container_labels,
@@ -216,167 +210,30 @@ impl Drop for TestNode {
     }
 }
 
-/// The driver the node runs containers with.
-///
-/// Until the process driver (`kubelet::process`) is on main, a stand-in with the same
-/// behaviour the API needs: each container is a host process whose output a thread per pipe
-/// writes to its log file in the CRI format, and exec runs the command on the host.
+/// The process driver with its state under `data_dir`; its shim is `skiff agent shim`, so
+/// the `skiff` binary must be built (`cargo build -p skiff`).
 pub fn process_runtime(data_dir: &Path) -> Arc<dyn ContainerRuntime> {
-    let _ = data_dir;
-    Arc::new(HostProcesses::default())
+    let shim = kubelet::shim::ShimCommand {
+        program: skiff_binary(),
+        args: vec!["agent".into(), "shim".into()],
+    };
+    Arc::new(kubelet::process::ProcessRuntime::new(data_dir, shim).expect("process driver"))
 }
 
-/// Host processes as containers (see [`process_runtime`]).
-#[derive(Default)]
-struct HostProcesses {
-    containers: Mutex<HashMap<String, HostContainer>>,
-}
-
-struct HostContainer {
-    info: ContainerInfo,
-    argv: Vec<String>,
-    child: Option<std::process::Child>,
-}
-
-impl ContainerRuntime for HostProcesses {
-    fn name(&self) -> &'static str {
-        "host-processes"
-    }
-
-    fn run_pod_sandbox(&self, config: &SandboxConfig) -> kubelet::Result<Sandbox> {
-        Ok(Sandbox {
-            id: config.uid.clone(),
-            ip: None,
-            netns: None,
-            labels: config.labels.clone(),
-        })
-    }
-
-    fn remove_pod_sandbox(&self, _: &str) -> kubelet::Result<()> {
-        Ok(())
-    }
-
-    fn list_sandboxes(&self) -> kubelet::Result<Vec<Sandbox>> {
-        Ok(Vec::new())
-    }
-
-    fn create_container(&self, sandbox: &Sandbox, c: &ContainerConfig) -> kubelet::Result<String> {
-        let id = format!("{}-{}-{}", sandbox.id, c.name, c.attempt);
-        let info = ContainerInfo {
-            id: id.clone(),
-            sandbox_id: sandbox.id.clone(),
-            name: c.name.clone(),
-            attempt: c.attempt,
-            image: c.image.clone(),
-            state: ContainerState::Created,
-            log_path: c.log_path.clone(),
-            labels: c.labels.clone(),
-        };
-        let container = HostContainer {
-            info,
-            argv: c.argv.clone(),
-            child: None,
-        };
-        self.lock().insert(id.clone(), container);
-        Ok(id)
-    }
-
-    fn start_container(&self, id: &str) -> kubelet::Result<()> {
-        use std::io::{BufRead, Write};
-        let mut all = self.lock();
-        let c = all.get_mut(id).ok_or_else(|| missing(id))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&c.info.log_path)
-            .map_err(|e| kubelet::Error::Runtime(format!("open log: {e}")))?;
-        let log = Arc::new(Mutex::new(log));
-        let mut child = std::process::Command::new(&c.argv[0])
-            .args(&c.argv[1..])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| kubelet::Error::Runtime(format!("start {:?}: {e}", c.argv)))?;
-        let pipes: [(Box<dyn std::io::Read + Send>, Stream); 2] = [
-            (
-                Box::new(child.stdout.take().expect("stdout")),
-                Stream::Stdout,
-            ),
-            (
-                Box::new(child.stderr.take().expect("stderr")),
-                Stream::Stderr,
-            ),
-        ];
-        for (pipe, stream) in pipes {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(pipe).lines() {
-                    let line = line.unwrap_or_default();
-                    let record =
-                        format_record(jiff::Timestamp::now(), stream, false, line.as_bytes());
-                    let _ = log.lock().expect("log").write_all(&record);
-                }
-            });
-        }
-        c.info.state = ContainerState::Running {
-            started_at: jiff::Timestamp::now(),
-        };
-        c.child = Some(child);
-        Ok(())
-    }
-
-    fn stop_container(&self, id: &str, _: Duration) -> kubelet::Result<()> {
-        if let Some(child) = self.lock().get_mut(id).and_then(|c| c.child.as_mut()) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        Ok(())
-    }
-
-    fn remove_container(&self, id: &str) -> kubelet::Result<()> {
-        self.lock().remove(id);
-        Ok(())
-    }
-
-    fn container_status(&self, id: &str) -> kubelet::Result<ContainerInfo> {
-        let mut all = self.lock();
-        let c = all.get_mut(id).ok_or_else(|| missing(id))?;
-        if let ContainerState::Running { started_at } = c.info.state
-            && let Some(Ok(Some(status))) = c.child.as_mut().map(|ch| ch.try_wait())
-        {
-            c.info.state = ContainerState::Exited {
-                started_at,
-                finished_at: jiff::Timestamp::now(),
-                exit_code: kubelet::cri::exit_code_of(status).unwrap_or(1),
-                oom_killed: false,
-            };
-        }
-        Ok(c.info.clone())
-    }
-
-    fn list_containers(&self) -> kubelet::Result<Vec<ContainerInfo>> {
-        Ok(self.lock().values().map(|c| c.info.clone()).collect())
-    }
-
-    fn exec_command(&self, id: &str, argv: &[String]) -> kubelet::Result<std::process::Command> {
-        if !self.lock().contains_key(id) {
-            return Err(missing(id));
-        }
-        let mut command = std::process::Command::new(&argv[0]);
-        command.args(&argv[1..]);
-        Ok(command)
-    }
-}
-
-impl HostProcesses {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HostContainer>> {
-        self.containers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn missing(id: &str) -> kubelet::Error {
-    kubelet::Error::Runtime(format!("no container {id}"))
+/// `target/<profile>/skiff`, next to this test's `deps/` directory.
+fn skiff_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("skiff"))
+        .expect("target directory");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p skiff` first (the process driver's shim)",
+        path.display()
+    );
+    path
 }
 
 /// An HTTPS client that accepts the node's self-signed certificate (as the API server does).
