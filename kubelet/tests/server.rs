@@ -279,3 +279,56 @@ async fn exec_relays_stdio_and_exit_codes_over_websocket() {
         (400, "container \"app\" in pod \"done\" is not running")
     );
 }
+
+/// A follower attached before the shim rotates the log (at 10 MiB, by renaming `0.log` to
+/// `0.log.1`) gets every line exactly once and ends with the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_survives_the_shims_log_rotation() {
+    let node = TestNode::start().await;
+    // The bulk is written only once the follower has read the first line (so it certainly
+    // has the file open before the rotation).
+    let go = node.data_dir.join("go");
+    let script = format!(
+        "echo first; while [ ! -e {} ]; do sleep 0.05; done; \
+         head -c 11000000 /dev/zero | tr '\\0' x | fold -w 1000; echo; echo last",
+        go.display()
+    );
+    let id = node.run("default", "big", "app", 0, &["sh", "-c", &script]);
+    let client = insecure_client();
+    let url = format!("{}/containerLogs/default/big/app?follow=true", node.url());
+    let mut seen = Vec::new();
+    let streamed = tokio::time::timeout(Duration::from_secs(60), async {
+        let resp = client.get(&url).send().await.expect("follow");
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            seen.extend_from_slice(&chunk.expect("chunk"));
+            if seen.starts_with(b"first\n") && !go.exists() {
+                std::fs::write(&go, b"").expect("signal the container");
+            }
+        }
+    })
+    .await;
+    assert!(
+        streamed.is_ok(),
+        "follow did not end: {} bytes so far",
+        seen.len()
+    );
+    node.wait_exited(&id).await;
+    let text = String::from_utf8(seen).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    let full = "x".repeat(1000);
+    assert_eq!(lines.first(), Some(&"first"));
+    assert_eq!(lines.last(), Some(&"last"));
+    assert_eq!(lines.iter().filter(|l| **l == full).count(), 11_000);
+    // The final `echo` ends fold's last line, so: first, 11000 lines, last.
+    assert_eq!(lines.len(), 11_002);
+    let rotated = node
+        .containers
+        .find_dir("default", "big", "app")
+        .join("0.log.1");
+    assert!(
+        rotated.exists(),
+        "the shim did not rotate: {}",
+        rotated.display()
+    );
+}

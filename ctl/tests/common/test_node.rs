@@ -26,6 +26,15 @@ type Key = (String, String, String);
 #[derive(Clone, Default)]
 pub struct Containers(Arc<Mutex<HashMap<Key, FoundContainer>>>);
 
+impl Containers {
+    /// The log directory of a container the test started.
+    pub fn find_dir(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
+        self.find(namespace, pod, container)
+            .expect("a started container")
+            .log_dir
+    }
+}
+
 impl ContainerLookup for Containers {
     fn find(
         &self,
