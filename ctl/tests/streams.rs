@@ -273,6 +273,20 @@ async fn logs_and_exec_reach_the_container_through_the_api_server() {
         same(&both, &["logs", "web", "--limit-bytes=3"]).stdout,
         "one"
     );
+    // Bad options are the kubelet's 422, relayed unchanged.
+    let resp = reqwest::get(format!(
+        "{}/api/v1/namespaces/default/pods/web/log?tailLines=-1&sinceSeconds=0",
+        server.url
+    ))
+    .await
+    .expect("GET log");
+    assert_eq!(resp.status(), 422);
+    let status: Value = resp.json().await.expect("status");
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        "PodLogOptions \"web\" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, sinceSeconds: Invalid value: 0: must be greater than 0]"
+    );
 
     for bin in [common::SKIFFCTL, common::KUBECTL] {
         let lines = follow_until(bin, &server, &["logs", "-f", "ticker"], "tick 3");
