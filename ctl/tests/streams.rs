@@ -142,6 +142,16 @@ async fn the_api_server_refuses_what_it_cannot_proxy_like_kubernetes() {
         out.stderr,
         "Error from server (BadRequest): container nope is not valid for pod pair\n"
     );
+    // exec is an upgrade or nothing.
+    let resp = reqwest::get(format!(
+        "{}/api/v1/namespaces/default/pods/stranded/exec?command=ls&stdout=true",
+        server.url
+    ))
+    .await
+    .expect("GET exec");
+    assert_eq!(resp.status(), 400);
+    let status: Value = resp.json().await.expect("status");
+    assert_eq!(status["message"], "Upgrade request required");
     // Without a container, clients pick one; the API alone names the choices.
     let resp = reqwest::get(format!(
         "{}/api/v1/namespaces/default/pods/pair/log",
