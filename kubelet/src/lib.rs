@@ -13,7 +13,10 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod process;
+pub mod runc;
 pub mod server;
+pub mod shim;
 pub mod simulated;
 
 pub use error::{Error, Result};
