@@ -9,3 +9,5 @@
 //! - [`status`]: the pod status reported through `pods/status`.
 
 pub mod backoff;
+pub mod env;
+pub mod probe;
