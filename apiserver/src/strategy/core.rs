@@ -140,9 +140,31 @@ pub(crate) fn validate_config_map_update(new: &Value, old: &Value) -> Vec<Cause>
     errs
 }
 
-/// Secret defaults: type Opaque.
+/// Secret defaults: type Opaque, and `stringData` folded into `data` (base64-encoded), as
+/// Kubernetes' conversion does: `stringData` is write-only, wins over `data` for the same key,
+/// and is never stored or returned.
 pub(crate) fn default_secret(obj: &mut Value) {
+    use base64::Engine as _;
     set_default_str(obj, "type", "Opaque");
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !data.is_object() {
+        *data = Value::Object(Default::default());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(key, Value::String(encoded));
+        }
+    }
 }
 
 /// Secret validation: ConfigMap key rules plus the keys each built-in type requires.

@@ -1464,3 +1464,19 @@ fn every_kind_has_a_strategy() {
         assert_cause(&(s.validate)(&obj), "metadata.name", "FieldValueRequired");
     }
 }
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let s = strategy_for("", "Secret");
+    let mut obj = json!({
+        "metadata": {"name": "s"},
+        "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new", "pw": "hunter2"},
+    });
+    (s.default)(&mut obj);
+    assert_eq!(obj.get("stringData"), None, "write-only");
+    assert_eq!(obj["data"]["a"], "bmV3", "stringData wins");
+    assert_eq!(obj["data"]["pw"], "aHVudGVyMg==");
+    assert_eq!(obj["data"]["keep"], "eA==");
+    assert_eq!(obj["type"], "Opaque");
+}

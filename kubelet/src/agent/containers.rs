@@ -1,14 +1,68 @@
 //! Turning a container of the pod spec into the runtime's [`ContainerConfig`]: the command
-//! (with the image's defaults), the environment, the mounts and limits, the log file.
+//! (`$(VAR)`-expanded, with the image's defaults), the environment (ConfigMaps, Secrets, the
+//! downward API), the mounts and limits, the log file.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use runtime::Api;
 
 use super::Shared;
 use crate::cri::{ContainerConfig, Mount, Resources, Sandbox, labels};
 use crate::image::pull::PulledImage;
+use crate::pod::env::{EnvInputs, container_env, referenced_config_maps, referenced_secrets};
 use crate::{Error, Result};
+
+/// The ConfigMaps and Secrets a pod refers to, by name; missing ones are absent (the env and
+/// volume code decides whether that is an error: `optional`).
+pub(crate) struct PodObjects {
+    pub(crate) config_maps: BTreeMap<String, ConfigMap>,
+    pub(crate) secrets: BTreeMap<String, Secret>,
+}
+
+/// Fetches the pod's ConfigMaps and Secrets from the API server.
+pub(crate) async fn fetch_objects(s: &Shared, pod: &Pod) -> Result<PodObjects> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut objects = PodObjects {
+        config_maps: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+    };
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), ns);
+    for name in referenced_config_maps(pod) {
+        match cms.get(&name).await {
+            Ok(cm) => {
+                objects.config_maps.insert(name, cm);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(Error::Runtime(format!("getting configmap {name:?}: {e}"))),
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), ns);
+    for name in referenced_secrets(pod) {
+        match secrets.get(&name).await {
+            Ok(secret) => {
+                objects.secrets.insert(name, secret);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(Error::Runtime(format!("getting secret {name:?}: {e}"))),
+        }
+    }
+    Ok(objects)
+}
+
+/// The pod's IP as the downward API and probes see it: the sandbox's, or the node's for
+/// host-network pods.
+pub(crate) fn pod_ip(s: &Shared, pod: &Pod, sandbox: &Sandbox) -> Option<IpAddr> {
+    sandbox.ip.or_else(|| {
+        pod.spec
+            .as_ref()
+            .and_then(|sp| sp.host_network)
+            .unwrap_or(false)
+            .then_some(s.config.node_ip)
+    })
+}
 
 /// The runtime configuration for `container` of `pod` as restart `attempt`.
 pub(crate) async fn container_config(
@@ -19,14 +73,37 @@ pub(crate) async fn container_config(
     image: &Option<PulledImage>,
     attempt: u32,
 ) -> Result<ContainerConfig> {
-    let env: Vec<String> = container
-        .env
+    let objects = fetch_objects(s, pod).await?;
+    let allocatable: BTreeMap<String, Quantity> = s
+        .facts
+        .allocatable
         .iter()
-        .flatten()
-        .map(|e| format!("{}={}", e.name, e.value.clone().unwrap_or_default()))
+        .map(|(k, v)| (k.clone(), Quantity(v.clone())))
         .collect();
-    let command = container.command.clone().unwrap_or_default();
-    let args = container.args.clone().unwrap_or_default();
+    let pod_ips: Vec<IpAddr> = pod_ip(s, pod, sandbox).into_iter().collect();
+    let env = container_env(
+        pod,
+        container,
+        &EnvInputs {
+            config_maps: &objects.config_maps,
+            secrets: &objects.secrets,
+            node_allocatable: &allocatable,
+            pod_ips: &pod_ips,
+            host_ips: &[s.config.node_ip],
+        },
+    )?;
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    for skipped in &env.skipped {
+        super::events::warning(
+            s,
+            pod,
+            Some(&container.name),
+            "InvalidEnvironmentVariableNames",
+            &skipped.event_message(ns),
+        )
+        .await;
+    }
+    let (command, args) = env.expand_command(container);
     // The image's Entrypoint/Cmd fill in what the pod leaves out (runc; the process driver
     // has no images, so the pod's command is all there is).
     let argv = match (image, &s.puller) {
@@ -37,7 +114,7 @@ pub(crate) async fn container_config(
         _ => command.into_iter().chain(args).collect(),
     };
     if argv.is_empty() {
-        return Err(Error::Runtime(format!(
+        return Err(Error::CreateContainerConfig(format!(
             "container {} has no command and its image gives none",
             container.name
         )));
@@ -50,7 +127,7 @@ pub(crate) async fn container_config(
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
         argv,
-        env,
+        env: env.to_cri(),
         working_dir: container.working_dir.clone(),
         mounts,
         resources: resources(container),
@@ -62,10 +139,7 @@ pub(crate) async fn container_config(
 
 /// Limits from `resources`: cpu in millicores, memory in bytes.
 pub(crate) fn resources(container: &Container) -> Resources {
-    let quantity = |map: Option<
-        &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-    >,
-                    key: &str| {
+    let quantity = |map: Option<&BTreeMap<String, Quantity>>, key: &str| {
         map.and_then(|m| m.get(key))
             .and_then(|q| runtime::objects::Quantity::parse(&q.0).ok())
     };

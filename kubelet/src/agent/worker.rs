@@ -55,6 +55,8 @@ pub(crate) struct Worker {
     pull_failures: HashMap<String, PullFailure>,
     /// The last status written, to skip identical writes.
     last_status: Option<Value>,
+    /// Probe state per container.
+    pub(crate) probes: super::probes::PodProbes,
 }
 
 pub(super) async fn run(shared: Weak<Shared>, key: String, uid: String, wake: Arc<Notify>) {
@@ -66,6 +68,7 @@ pub(super) async fn run(shared: Weak<Shared>, key: String, uid: String, wake: Ar
         start_failures: HashMap::new(),
         pull_failures: HashMap::new(),
         last_status: None,
+        probes: Default::default(),
     };
     loop {
         let Some(s) = shared.upgrade() else { return };

@@ -144,3 +144,31 @@ impl Drop for TestAgent {
             .status();
     }
 }
+
+/// Waits until `check` accepts pod `name`; on timeout fails showing the pod's last status, so
+/// a failure says what the agent reported instead of only that it took too long.
+pub async fn wait_pod(
+    api: &runtime::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool,
+) -> k8s_openapi::api::core::v1::Pod {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Ok(p) = api.get(name).await {
+            if check(&p) {
+                return p;
+            }
+            last = Some(p);
+        }
+        if std::time::Instant::now() > deadline {
+            let status = last
+                .and_then(|p| p.status)
+                .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default());
+            panic!("timed out waiting for {what}; last status of {name}: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
