@@ -20,20 +20,23 @@ pub(crate) async fn container_config(
     image: &Option<PulledImage>,
     attempt: u32,
 ) -> Result<ContainerConfig> {
-    let _ = (sandbox, image);
     let env: Vec<String> = container
         .env
         .iter()
         .flatten()
         .map(|e| format!("{}={}", e.name, e.value.clone().unwrap_or_default()))
         .collect();
-    let argv: Vec<String> = container
-        .command
-        .iter()
-        .flatten()
-        .chain(container.args.iter().flatten())
-        .cloned()
-        .collect();
+    // The image's Entrypoint/Cmd fill in what the spec leaves out (Kubernetes' rule); the
+    // driver adds the image's Env and WorkingDir itself.
+    let image_config = match (image, &s.puller) {
+        (Some(pulled), Some(puller)) => puller.store().image_config(&pulled.name)?,
+        _ => crate::image::ImageConfig::default(),
+    };
+    let argv = crate::image::config::container_argv(
+        &image_config,
+        container.command.as_deref().unwrap_or_default(),
+        container.args.as_deref().unwrap_or_default(),
+    );
     if argv.is_empty() {
         return Err(Error::Runtime(format!(
             "container {} has no command and its image gives none",
