@@ -233,6 +233,14 @@ fn run(dir: &Path) -> Result<()> {
             at: jiff::Timestamp::now(),
         },
     )?;
+    if let ShimMode::Runc {
+        memory_cgroup: Some(cgroup),
+        ..
+    } = &spec.mode
+    {
+        let cgroup = cgroup.clone();
+        std::thread::spawn(move || kill_on_oom(&cgroup, pid));
+    }
     let status = wait_for(pid);
     if matches!(spec.mode, ShimMode::Process { .. }) {
         // Like the end of a pid namespace: whatever the process left running in its group
@@ -385,6 +393,25 @@ fn wait_for(pid: i32) -> i32 {
                 return 128 + libc::WTERMSIG(status);
             }
         }
+    }
+}
+
+/// How often the shim looks at its container's OOM kill counter.
+const OOM_POLL: Duration = Duration::from_millis(100);
+
+/// Ends the whole container (SIGKILL to its init, which takes the pid namespace with it) once
+/// the kernel OOM-killed any process in its memory cgroup: cgroup v2's `memory.oom.group`,
+/// which Kubernetes (1.28+) sets, done by hand because cgroup v1 has no such switch. Without
+/// it an OOM-killed child leaves a half-working container running. Runs until the process is
+/// gone (the shim exits then).
+fn kill_on_oom(cgroup: &Path, pid: i32) {
+    loop {
+        if oom_kills(cgroup) > 0 {
+            // SAFETY: signalling the container's init, our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return;
+        }
+        std::thread::sleep(OOM_POLL);
     }
 }
 

@@ -277,6 +277,16 @@ fn exceeding_the_memory_limit_is_an_oom_kill() {
     };
     let id = node.run(&sandbox, &config);
     assert_eq!(wait_exited(&node.driver, &id), (137, true));
+
+    // A child is OOM-killed while the shell (the container's init) is small: the whole
+    // container ends, as with cgroup v2's memory.oom.group that Kubernetes sets.
+    let mut child = node.config(
+        "child-hog",
+        "head -c 100000000 /dev/zero | tail > /dev/null; echo survived; sleep 3600",
+    );
+    child.resources = config.resources.clone();
+    let id = node.run(&sandbox, &child);
+    assert_eq!(wait_exited(&node.driver, &id), (137, true));
 }
 
 #[test]
