@@ -2,7 +2,9 @@
 //!
 //! The real agent is being built (issue 6): [`image`] pulls, loads and stores OCI images and
 //! mounts container root filesystems; [`network`] gives sandboxes a network namespace and IP
-//! through the CNI plugins and renders their `/etc/hosts` and `/etc/resolv.conf`.
+//! through the CNI plugins and renders their `/etc/hosts` and `/etc/resolv.conf`; [`server`]
+//! is the kubelet HTTPS API the API server proxies `pods/log` and `pods/exec` to, reading
+//! container logs with [`logs`].
 //! [`simulated`] provides hollow nodes (register, heartbeat, report pods Running) for tests and
 //! benchmarks of everything above the node.
 

@@ -8,6 +8,7 @@ use kubelet::agent::AgentConfig;
 use kubelet::cri::{ContainerRuntime, PodNetwork};
 use kubelet::image::{Puller, PullerConfig, Store};
 use kubelet::network::{CniNetwork, NetworkConfig};
+use kubelet::runc::{RuncConfig, RuncRuntime};
 
 use crate::agent::RuntimeKind;
 
@@ -48,7 +49,7 @@ pub fn build(
             let store = Arc::new(
                 Store::open(data_dir.join("images")).map_err(|e| fail("image store", &e))?,
             );
-            let driver = kubelet::runc::RuncRuntime::new(kubelet::runc::RuncConfig {
+            let driver = RuncRuntime::new(RuncConfig {
                 data_dir: data_dir.to_path_buf(),
                 runc: "runc".into(),
                 shim,

@@ -2,7 +2,6 @@
 //! (with the image's defaults), the environment, the mounts and limits, the log file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
@@ -26,17 +25,17 @@ pub(crate) async fn container_config(
         .flatten()
         .map(|e| format!("{}={}", e.name, e.value.clone().unwrap_or_default()))
         .collect();
-    // The image's Entrypoint/Cmd fill in what the spec leaves out (Kubernetes' rule); the
-    // driver adds the image's Env and WorkingDir itself.
-    let image_config = match (image, &s.puller) {
-        (Some(pulled), Some(puller)) => puller.store().image_config(&pulled.name)?,
-        _ => crate::image::ImageConfig::default(),
+    let command = container.command.clone().unwrap_or_default();
+    let args = container.args.clone().unwrap_or_default();
+    // The image's Entrypoint/Cmd fill in what the pod leaves out (runc; the process driver
+    // has no images, so the pod's command is all there is).
+    let argv = match (image, &s.puller) {
+        (Some(image), Some(puller)) => {
+            let config = puller.store().image_config(&image.name)?;
+            crate::image::config::container_argv(&config, &command, &args)
+        }
+        _ => command.into_iter().chain(args).collect(),
     };
-    let argv = crate::image::config::container_argv(
-        &image_config,
-        container.command.as_deref().unwrap_or_default(),
-        container.args.as_deref().unwrap_or_default(),
-    );
     if argv.is_empty() {
         return Err(Error::Runtime(format!(
             "container {} has no command and its image gives none",
@@ -79,6 +78,3 @@ pub(crate) fn resources(container: &Container) -> Resources {
         memory_limit_bytes: quantity(limits, "memory").map(|q| q.value_ceil().max(0) as u64),
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: PathBuf) {}

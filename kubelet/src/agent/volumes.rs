@@ -16,11 +16,9 @@ pub(crate) fn pod_dir(config: &AgentConfig, uid: &str) -> PathBuf {
     config.data_dir.join("pods").join(uid)
 }
 
-/// The directory of the pod's container logs.
-pub fn pod_log_dir(data_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
-    data_dir
-        .join("logs")
-        .join(format!("{namespace}_{name}_{uid}"))
+/// The directory of the pod's container logs (see [`crate::logs`]).
+pub(crate) fn pod_log_dir(data_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+    crate::logs::pod_log_dir(&data_dir.join("logs"), namespace, name, uid)
 }
 
 /// The log file of one container attempt.

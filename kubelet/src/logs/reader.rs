@@ -39,29 +39,38 @@ pub fn stream_log(
     running: &mut dyn FnMut() -> bool,
     sink: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<()> {
+    let read_error = || format!("read log file {}", path.display());
     let mut file = File::open(path).context(|| format!("open log file {}", path.display()))?;
+    if let Some(n) = opts.tail_lines {
+        let start = tail_offset(&mut file, n).context(read_error)?;
+        file.seek(SeekFrom::Start(start)).context(read_error)?;
+    }
     let mut lines = LineSplitter::new(Shaper::new(
         opts.since_time(now),
         opts.timestamps,
         opts.limit_bytes,
     ));
-    let mut existing = Vec::new();
-    file.read_to_end(&mut existing)
-        .context(|| format!("read log file {}", path.display()))?;
-    let start = opts.tail_lines.map_or(0, |n| tail_start(&existing, n));
-    let mut out = Vec::new();
-    let flow = lines.feed(&existing[start..], &mut out);
-    if !opts.follow || flow == Flow::Done {
+    let mut buf = vec![0u8; 64 * 1024];
+    // What is there already, a chunk per read.
+    loop {
+        let n = file.read(&mut buf).context(read_error)?;
+        if n == 0 {
+            break;
+        }
+        let mut out = Vec::new();
+        let flow = lines.feed(&buf[..n], &mut out);
+        if !send(sink, out) || flow == Flow::Done {
+            return Ok(());
+        }
+    }
+    if !opts.follow {
+        let mut out = Vec::new();
         lines.finish(&mut out);
         send(sink, out);
         return Ok(());
     }
-    if !send(sink, out) {
-        return Ok(());
-    }
     let mut last_check = Instant::now();
     let mut exited_seen = false;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file
             .read(&mut buf)
@@ -107,6 +116,25 @@ pub fn stream_log(
             return Ok(());
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// Where the last `n` lines of `file` start, reading backwards from its end in growing
+/// windows (so a tail of a large file reads little of it).
+fn tail_offset(file: &mut File, n: u64) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(window);
+        let mut tail = Vec::with_capacity((len - start) as usize);
+        file.seek(SeekFrom::Start(start))?;
+        (&mut *file).take(len - start).read_to_end(&mut tail)?;
+        let offset = tail_start(&tail, n);
+        // Found within the window, or the window is the whole file.
+        if offset > 0 || start == 0 {
+            return Ok(start + offset as u64);
+        }
+        window = window.saturating_mul(4);
     }
 }
 
@@ -344,6 +372,27 @@ mod tests {
             seen, "first\nsecond\nlast of old\nnew file\ncut\n",
             "every record exactly once, in order"
         );
+    }
+
+    #[test]
+    fn tails_of_large_files_read_backwards_across_windows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let mut data = Vec::new();
+        for i in 0..40_000 {
+            data.extend(line("2025-01-01T00:00:00Z", &format!("line {i}")));
+        }
+        std::fs::write(&path, &data).expect("write");
+        for n in [0u64, 1, 3, 5_000, 39_999, 40_000, 90_000] {
+            let mut file = File::open(&path).expect("open");
+            let offset = tail_offset(&mut file, n).expect("tail") as usize;
+            assert_eq!(offset, tail_start(&data, n), "n={n}");
+        }
+        let opts = LogOptions {
+            tail_lines: Some(2),
+            ..LogOptions::default()
+        };
+        assert_eq!(read_all(&path, &opts), "line 39998\nline 39999\n");
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Drop for AgentProcess {
                 .args(["agent", "reset", "--runtime", self.runtime])
                 .arg("--data-dir")
                 .arg(&self.data_dir)
+                .env("SKIFF_LOG", "warn")
                 .stdout(Stdio::null())
                 .status();
         }
