@@ -155,8 +155,30 @@ fn runs_a_container_and_logs_its_output_in_the_cri_format() {
         return;
     }
     let node = Node::new();
-    let sandbox = node.sandbox("log");
-    let config = node.config("hello", "echo hello; echo oops >&2; hostname; pwd");
+    let sandbox = node
+        .driver
+        .run_pod_sandbox(&SandboxConfig {
+            name: "pod-log".into(),
+            uid: "log".into(),
+            hostname: "pod-log".into(),
+            etc_hosts: Some("10.1.2.3 pod-log\n".into()),
+            labels: BTreeMap::from([(labels::POD_UID.into(), "log".into())]),
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+    let volume = node.dir.path().join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::write(volume.join("f"), "from the host\n").unwrap();
+    let mut config = node.config(
+        "hello",
+        "echo hello; echo oops >&2; hostname; pwd; cat /data/f; cat /etc/hosts; \
+         touch /data/x 2>/dev/null || echo read-only",
+    );
+    config.mounts = vec![kubelet::cri::Mount {
+        container_path: "/data".into(),
+        host_path: volume.clone(),
+        read_only: true,
+    }];
     let id = node.run(&sandbox, &config);
     assert_eq!(wait_exited(&node.driver, &id), (0, false));
     let records = log_records(&config.log_path);
@@ -165,6 +187,9 @@ fn runs_a_container_and_logs_its_output_in_the_cri_format() {
         ("stderr", "oops"),
         ("stdout", "pod-log"),
         ("stdout", "/"),
+        ("stdout", "from the host"),
+        ("stdout", "10.1.2.3 pod-log"),
+        ("stdout", "read-only"),
     ] {
         assert!(
             records
