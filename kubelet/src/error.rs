@@ -45,6 +45,22 @@ pub enum Error {
     /// (waiting reason `CreateContainerError`).
     #[error("failed to create container: {0}")]
     CreateContainer(String),
+    /// The container's configuration cannot be built from the pod spec: a missing ConfigMap,
+    /// Secret or key for its environment, a bad subPath, a mount of an unknown volume (waiting
+    /// reason `CreateContainerConfigError`). The message is the kubelet's
+    /// (`configmap "x" not found`, `couldn't find key k in ConfigMap ns/x`).
+    #[error("{0}")]
+    CreateContainerConfig(String),
+    /// A pod volume could not be set up (missing ConfigMap/Secret, hostPath type mismatch).
+    /// Kubernetes reports this as a `FailedMount` event and keeps the containers waiting in
+    /// `ContainerCreating`, so it has no waiting reason of its own.
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+    Volume {
+        /// The volume's name in the pod spec.
+        volume: String,
+        /// What went wrong, worded like the kubelet's volume plugins.
+        message: String,
+    },
     /// The runtime has no container with this id.
     #[error("no such container {0}")]
     ContainerNotFound(String),
@@ -104,6 +120,7 @@ impl Error {
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
             Error::StartContainer(_) => Some("RunContainerError"),
             Error::CreateContainer(_) => Some("CreateContainerError"),
+            Error::CreateContainerConfig(_) => Some("CreateContainerConfigError"),
             Error::Archive(_)
             | Error::Rootfs(_)
             | Error::Tls(_)
@@ -111,7 +128,8 @@ impl Error {
             | Error::ContainerNotFound(_)
             | Error::Runc { .. }
             | Error::Cni { .. }
-            | Error::Network(_) => None,
+            | Error::Network(_)
+            | Error::Volume { .. } => None,
         }
     }
 }

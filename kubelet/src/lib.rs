@@ -15,6 +15,7 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod pod;
 pub mod process;
 pub mod runc;
 pub mod server;

@@ -19,7 +19,8 @@ fn reference(pod: &Pod, container: Option<&str>) -> k8s_openapi::api::core::v1::
     r
 }
 
-/// Records a Normal event about `pod` (and one of its containers).
+/// Records a Normal event about `pod` (and one of its containers). Written in the
+/// background: a pod's start does not wait for its Events.
 pub(crate) async fn normal(
     s: &Shared,
     pod: &Pod,
@@ -27,12 +28,10 @@ pub(crate) async fn normal(
     reason: &str,
     message: &str,
 ) {
-    s.recorder
-        .normal(&reference(pod, container), reason, message)
-        .await;
+    record(s, pod, container, "Normal", reason, message);
 }
 
-/// Records a Warning event about `pod` (and one of its containers).
+/// Records a Warning event about `pod` (and one of its containers), in the background.
 pub(crate) async fn warning(
     s: &Shared,
     pod: &Pod,
@@ -40,7 +39,25 @@ pub(crate) async fn warning(
     reason: &str,
     message: &str,
 ) {
-    s.recorder
-        .warning(&reference(pod, container), reason, message)
-        .await;
+    record(s, pod, container, "Warning", reason, message);
+}
+
+fn record(
+    s: &Shared,
+    pod: &Pod,
+    container: Option<&str>,
+    kind: &'static str,
+    reason: &str,
+    message: &str,
+) {
+    let recorder = s.recorder.clone();
+    let object = reference(pod, container);
+    let (reason, message) = (reason.to_string(), message.to_string());
+    tokio::spawn(async move {
+        if kind == "Warning" {
+            recorder.warning(&object, &reason, &message).await;
+        } else {
+            recorder.normal(&object, &reason, &message).await;
+        }
+    });
 }

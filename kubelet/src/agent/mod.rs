@@ -177,7 +177,7 @@ pub(crate) struct Shared {
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) puller: Option<Arc<Puller>>,
     pub(crate) pods: Informer<Pod>,
-    pub(crate) recorder: EventRecorder,
+    pub(crate) recorder: Arc<EventRecorder>,
     pub(crate) facts: NodeFacts,
     workers: Mutex<HashMap<String, WorkerHandle>>,
 }
@@ -231,7 +231,11 @@ impl Agent {
             ListParams::default().fields(&format!("spec.nodeName={}", config.node_name)),
             InformerConfig::default(),
         );
-        let recorder = EventRecorder::new(client.clone(), "kubelet", &config.node_name);
+        let recorder = Arc::new(EventRecorder::new(
+            client.clone(),
+            "kubelet",
+            &config.node_name,
+        ));
         let shared = Arc::new(Shared {
             recorder,
             client,

@@ -384,7 +384,14 @@ pub(crate) fn pod_status(
         start_errors: &start_errors,
         ready,
         sandbox_ready: w.sandbox.is_some(),
-        pod_ip: w.sandbox.as_ref().and_then(|sb| sb.ip),
+        // Host-network pods have the node's address.
+        pod_ip: w.sandbox.as_ref().and_then(|sb| sb.ip).or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|sp| sp.host_network)
+                .unwrap_or(false)
+                .then_some(s.config.node_ip)
+        }),
         host_ip: s.config.node_ip,
         runtime: &runtime,
         now: &now,
