@@ -22,7 +22,7 @@ use crate::cri::{
 };
 use crate::error::{Error, IoContext, Result};
 use crate::shim::{
-    self, EXIT_FILE, Exited, SPEC_FILE, STARTED_FILE, ShimCommand, ShimMode, ShimSpec, Started,
+    self, EXIT_FILE, SPEC_FILE, STARTED_FILE, ShimCommand, ShimMode, ShimSpec, Started,
 };
 
 /// `PATH` given to containers whose environment has none (what images usually set).
@@ -89,40 +89,7 @@ impl ProcessRuntime {
     }
 
     fn state(&self, id: &str) -> ContainerState {
-        let dir = self.container_dir(id);
-        let started: Option<Started> = shim::read_state(&dir.join(STARTED_FILE));
-        let Some(Started {
-            pid: Some(pid), at, ..
-        }) = started
-        else {
-            return ContainerState::Created;
-        };
-        if let Some(exited) = shim::read_state::<Exited>(&dir.join(EXIT_FILE)) {
-            return ContainerState::Exited {
-                started_at: at,
-                finished_at: exited.at,
-                exit_code: exited.exit_code,
-                oom_killed: exited.oom_killed,
-            };
-        }
-        if process_alive(pid) || shim::read_state::<Exited>(&dir.join(EXIT_FILE)).is_some() {
-            // (Re-read: it may have exited between the two looks.)
-            return self.state_after_recheck(id, pid, at);
-        }
-        ContainerState::Unknown
-    }
-
-    fn state_after_recheck(&self, id: &str, pid: i32, at: jiff::Timestamp) -> ContainerState {
-        match shim::read_state::<Exited>(&self.container_dir(id).join(EXIT_FILE)) {
-            Some(exited) => ContainerState::Exited {
-                started_at: at,
-                finished_at: exited.at,
-                exit_code: exited.exit_code,
-                oom_killed: exited.oom_killed,
-            },
-            None if process_alive(pid) => ContainerState::Running { started_at: at },
-            None => ContainerState::Unknown,
-        }
+        shim::observed_state(&self.container_dir(id))
     }
 
     fn info(&self, record: ContainerRecord) -> ContainerInfo {
@@ -163,11 +130,6 @@ impl ProcessRuntime {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 fn signal_group(pid: i32, signal: i32) {

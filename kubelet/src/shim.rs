@@ -101,6 +101,16 @@ pub struct Started {
     pub error: Option<String>,
     /// When it started (RFC 3339).
     pub at: jiff::Timestamp,
+    /// The kernel's boot id then: after a reboot the pid means nothing any more.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), `None` where unreadable.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// `exit.json`.
@@ -220,6 +230,7 @@ fn run(dir: &Path) -> Result<()> {
                     pid: None,
                     error: Some(message),
                     at: jiff::Timestamp::now(),
+                    boot_id: boot_id(),
                 },
             )?;
             return Ok(());
@@ -231,8 +242,17 @@ fn run(dir: &Path) -> Result<()> {
             pid: Some(pid),
             error: None,
             at: jiff::Timestamp::now(),
+            boot_id: boot_id(),
         },
     )?;
+    if let ShimMode::Runc {
+        memory_cgroup: Some(cgroup),
+        ..
+    } = &spec.mode
+    {
+        let cgroup = cgroup.clone();
+        std::thread::spawn(move || kill_on_oom(&cgroup, pid));
+    }
     let status = wait_for(pid);
     if matches!(spec.mode, ShimMode::Process { .. }) {
         // Like the end of a pid namespace: whatever the process left running in its group
@@ -388,6 +408,25 @@ fn wait_for(pid: i32) -> i32 {
     }
 }
 
+/// How often the shim looks at its container's OOM kill counter.
+const OOM_POLL: Duration = Duration::from_millis(100);
+
+/// Ends the whole container (SIGKILL to its init, which takes the pid namespace with it) once
+/// the kernel OOM-killed any process in its memory cgroup: cgroup v2's `memory.oom.group`,
+/// which Kubernetes (1.28+) sets, done by hand because cgroup v1 has no such switch. Without
+/// it an OOM-killed child leaves a half-working container running. Runs until the process is
+/// gone (the shim exits then).
+fn kill_on_oom(cgroup: &Path, pid: i32) {
+    loop {
+        if oom_kills(cgroup) > 0 {
+            // SAFETY: signalling the container's init, our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return;
+        }
+        std::thread::sleep(OOM_POLL);
+    }
+}
+
 /// OOM kills recorded for a memory cgroup: v1 `memory.oom_control` (`oom_kill N`) or v2
 /// `memory.events` (`oom_kill N`).
 pub fn oom_kills(cgroup: &Path) -> u64 {
@@ -491,7 +530,10 @@ impl LogWriter {
 pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
     use crate::cri::ContainerState;
     let Some(Started {
-        pid: Some(pid), at, ..
+        pid: Some(pid),
+        at,
+        boot_id: started_boot,
+        ..
     }) = read_state::<Started>(&dir.join(STARTED_FILE))
     else {
         return ContainerState::Created;
@@ -505,9 +547,11 @@ pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
     if let Some(e) = read_state::<Exited>(&dir.join(EXIT_FILE)) {
         return exited(e);
     }
+    // Started before the host rebooted: the pid may belong to anything now.
+    let same_boot = started_boot.is_none() || started_boot == boot_id();
     // SAFETY: signal 0 only checks that the process exists (a zombie not yet reaped by the
     // shim still counts: its exit is about to be recorded).
-    if unsafe { libc::kill(pid, 0) } == 0 {
+    if same_boot && unsafe { libc::kill(pid, 0) } == 0 {
         return ContainerState::Running { started_at: at };
     }
     // It may have exited between the two looks.
@@ -520,6 +564,50 @@ pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cri::ContainerState;
+
+    #[test]
+    fn state_follows_the_shim_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = |pid: Option<i32>, boot: Option<String>| Started {
+            pid,
+            error: None,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            boot_id: boot,
+        };
+        let me = std::process::id() as i32;
+        let state = || observed_state(dir.path());
+        assert_eq!(state(), ContainerState::Created, "nothing written");
+        write_state(&dir.path().join(STARTED_FILE), &started(None, boot_id())).unwrap();
+        assert_eq!(state(), ContainerState::Created, "failed start");
+        write_state(
+            &dir.path().join(STARTED_FILE),
+            &started(Some(me), boot_id()),
+        )
+        .unwrap();
+        assert!(matches!(state(), ContainerState::Running { .. }));
+        let other_boot = Some("00000000-0000-0000-0000-000000000000".to_string());
+        write_state(
+            &dir.path().join(STARTED_FILE),
+            &started(Some(me), other_boot),
+        )
+        .unwrap();
+        assert_eq!(state(), ContainerState::Unknown, "started before a reboot");
+        let exited = Exited {
+            exit_code: 3,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            oom_killed: true,
+        };
+        write_state(&dir.path().join(EXIT_FILE), &exited).unwrap();
+        assert!(matches!(
+            state(),
+            ContainerState::Exited {
+                exit_code: 3,
+                oom_killed: true,
+                ..
+            }
+        ));
+    }
 
     #[test]
     fn finds_the_last_runc_error() {

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kubelet::cri::{
-    self, ContainerConfig, ContainerRuntime, ContainerState, Resources, Sandbox, SandboxConfig,
-    labels,
+    self, ContainerConfig, ContainerRuntime, ContainerState, PodNetwork, Resources, Sandbox,
+    SandboxConfig, labels,
 };
 use kubelet::image::Store;
 use kubelet::image::build::{HOST_BUSYBOX, store_busybox};
+use kubelet::network::{CniNetwork, NetworkConfig, netns};
 use kubelet::runc::{RuncConfig, RuncRuntime};
 use kubelet::shim::ShimCommand;
 use support::root_or_skip;
@@ -31,10 +32,15 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
+        Node::with_network(|_| None)
+    }
+
+    /// A node whose driver attaches sandboxes to the network `network` makes for its dir.
+    fn with_network(network: impl FnOnce(&Path) -> Option<Arc<dyn PodNetwork>>) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("images")).unwrap());
         store_busybox(&store, "busybox", Path::new(HOST_BUSYBOX)).unwrap();
-        let driver = driver(dir.path(), &store);
+        let driver = driver(dir.path(), &store, network(dir.path()));
         Node { dir, store, driver }
     }
 
@@ -53,6 +59,18 @@ impl Node {
             .unwrap();
         assert_eq!(sandbox.netns, None, "no pod network given: the host's");
         sandbox
+    }
+
+    fn sandbox_with_network(&self, uid: &str) -> Sandbox {
+        self.driver
+            .run_pod_sandbox(&SandboxConfig {
+                name: format!("pod-{uid}"),
+                uid: uid.into(),
+                hostname: format!("pod-{uid}"),
+                labels: BTreeMap::from([(labels::POD_UID.into(), uid.into())]),
+                ..SandboxConfig::default()
+            })
+            .unwrap()
     }
 
     fn config(&self, name: &str, script: &str) -> ContainerConfig {
@@ -85,7 +103,11 @@ impl Drop for Node {
     }
 }
 
-fn driver(data_dir: &Path, store: &Arc<Store>) -> RuncRuntime {
+fn driver(
+    data_dir: &Path,
+    store: &Arc<Store>,
+    network: Option<Arc<dyn PodNetwork>>,
+) -> RuncRuntime {
     RuncRuntime::new(RuncConfig {
         data_dir: data_dir.to_path_buf(),
         runc: PathBuf::from("runc"),
@@ -94,7 +116,7 @@ fn driver(data_dir: &Path, store: &Arc<Store>) -> RuncRuntime {
             args: vec![],
         },
         store: store.clone(),
-        network: None,
+        network,
     })
     .unwrap()
 }
@@ -155,8 +177,30 @@ fn runs_a_container_and_logs_its_output_in_the_cri_format() {
         return;
     }
     let node = Node::new();
-    let sandbox = node.sandbox("log");
-    let config = node.config("hello", "echo hello; echo oops >&2; hostname; pwd");
+    let sandbox = node
+        .driver
+        .run_pod_sandbox(&SandboxConfig {
+            name: "pod-log".into(),
+            uid: "log".into(),
+            hostname: "pod-log".into(),
+            etc_hosts: Some("10.1.2.3 pod-log\n".into()),
+            labels: BTreeMap::from([(labels::POD_UID.into(), "log".into())]),
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+    let volume = node.dir.path().join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::write(volume.join("f"), "from the host\n").unwrap();
+    let mut config = node.config(
+        "hello",
+        "echo hello; echo oops >&2; hostname; pwd; cat /data/f; cat /etc/hosts; \
+         touch /data/x 2>/dev/null || echo read-only",
+    );
+    config.mounts = vec![kubelet::cri::Mount {
+        container_path: "/data".into(),
+        host_path: volume.clone(),
+        read_only: true,
+    }];
     let id = node.run(&sandbox, &config);
     assert_eq!(wait_exited(&node.driver, &id), (0, false));
     let records = log_records(&config.log_path);
@@ -165,6 +209,9 @@ fn runs_a_container_and_logs_its_output_in_the_cri_format() {
         ("stderr", "oops"),
         ("stdout", "pod-log"),
         ("stdout", "/"),
+        ("stdout", "from the host"),
+        ("stdout", "10.1.2.3 pod-log"),
+        ("stdout", "read-only"),
     ] {
         assert!(
             records
@@ -277,6 +324,16 @@ fn exceeding_the_memory_limit_is_an_oom_kill() {
     };
     let id = node.run(&sandbox, &config);
     assert_eq!(wait_exited(&node.driver, &id), (137, true));
+
+    // A child is OOM-killed while the shell (the container's init) is small: the whole
+    // container ends, as with cgroup v2's memory.oom.group that Kubernetes sets.
+    let mut child = node.config(
+        "child-hog",
+        "head -c 100000000 /dev/zero | tail > /dev/null; echo survived; sleep 3600",
+    );
+    child.resources = config.resources.clone();
+    let id = node.run(&sandbox, &child);
+    assert_eq!(wait_exited(&node.driver, &id), (137, true));
 }
 
 #[test]
@@ -334,7 +391,7 @@ fn a_new_driver_adopts_running_containers() {
     let id = node.run(&sandbox, &config);
     wait_log(&config.log_path, "ready");
     // The agent restarts: the old driver is gone, a new one reads the same state dir.
-    node.driver = driver(node.dir.path(), &node.store);
+    node.driver = driver(node.dir.path(), &node.store, None);
     let listed = node.driver.list_containers().unwrap();
     let found = listed.iter().find(|c| c.id == id).expect("listed");
     assert!(
@@ -347,4 +404,74 @@ fn a_new_driver_adopts_running_containers() {
         .stop_container(&id, Duration::from_secs(5))
         .unwrap();
     assert_eq!(wait_exited(&node.driver, &id), (0, false));
+}
+
+/// A throwaway node network namespace for the CNI bridge (so the host's own network is never
+/// touched); deleted with the pod namespaces on drop, after the driver's own cleanup.
+struct NodeNetns {
+    dir: tempfile::TempDir,
+    node: PathBuf,
+}
+
+impl NodeNetns {
+    fn new() -> NodeNetns {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("nodes")).unwrap();
+        let node = netns::create(&dir.path().join("nodes"), "node").unwrap();
+        NodeNetns { dir, node }
+    }
+
+    fn network(&self, data_dir: &Path) -> Arc<dyn PodNetwork> {
+        let mut config = NetworkConfig::new("10.244.77.0/24".parse().unwrap(), data_dir);
+        config.netns_dir = self.dir.path().join("netns");
+        config.node_netns = Some(self.node.clone());
+        Arc::new(CniNetwork::new(config).unwrap())
+    }
+}
+
+impl Drop for NodeNetns {
+    fn drop(&mut self) {
+        let netns_dir = self.dir.path().join("netns");
+        if let Ok(entries) = std::fs::read_dir(&netns_dir) {
+            for entry in entries.flatten() {
+                let _ = netns::delete(&entry.path());
+            }
+        }
+        let _ = netns::release_dir(&netns_dir);
+        let _ = netns::delete(&self.node);
+    }
+}
+
+#[test]
+fn containers_join_the_pod_network_namespace() {
+    if !root_or_skip("containers_join_the_pod_network_namespace") {
+        return;
+    }
+    if !Path::new("/usr/lib/cni/bridge").is_file() {
+        eprintln!("skipping: /usr/lib/cni/bridge missing (containernetworking-plugins)");
+        return;
+    }
+    let node_netns = NodeNetns::new();
+    let node = Node::with_network(|dir| Some(node_netns.network(dir)));
+    let sandbox = node.sandbox_with_network("net");
+    let ip = sandbox.ip.expect("a pod IP").to_string();
+    assert!(ip.starts_with("10.244.77."), "{ip}");
+    let netns_path = sandbox.netns.clone().expect("a netns");
+    assert!(netns_path.exists());
+    let config = node.config("ip", "ip -4 -o addr show eth0");
+    let id = node.run(&sandbox, &config);
+    assert_eq!(wait_exited(&node.driver, &id), (0, false));
+    let records = log_records(&config.log_path);
+    assert!(
+        records
+            .iter()
+            .any(|(_, _, t)| t.contains(&format!("inet {ip}/24"))),
+        "the container sees the pod IP {ip}: {records:?}"
+    );
+    node.driver.remove_container(&id).unwrap();
+    node.driver.remove_pod_sandbox(&sandbox.id).unwrap();
+    assert!(
+        !netns_path.exists(),
+        "the pod's namespace went with the sandbox"
+    );
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::spec::{self, SpecInput};
 use crate::cri::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, PodNetwork, Sandbox,
+    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, Mount, PodNetwork, Sandbox,
     SandboxConfig, labels,
 };
 use crate::error::{Error, IoContext, Result};
@@ -24,6 +24,10 @@ use crate::shim::{self, SPEC_FILE, STARTED_FILE, ShimCommand, ShimMode, ShimSpec
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a SIGKILLed container may take to be reaped.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Files a sandbox may be given content for (`SandboxConfig::etc_hosts`, `resolv_conf`):
+/// name in the sandbox dir → where containers see them.
+const SANDBOX_FILES: [(&str, &str); 2] =
+    [("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")];
 /// Where the cgroup hierarchies are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -287,6 +291,20 @@ impl RuncRuntime {
             .or_else(|| sandbox.labels.get(labels::POD_NAME).cloned())
             .unwrap_or_else(|| sandbox.id.clone());
         let cgroups_path = spec::cgroups_path(&pod_uid(&sandbox.labels, &sandbox.id), id);
+        let sandbox_files = SANDBOX_FILES
+            .iter()
+            .map(|(name, dest)| (self.sandbox_dir(&sandbox.id).join(name), dest))
+            .filter(|(host, _)| host.is_file())
+            .map(|(host_path, dest)| Mount {
+                container_path: dest.into(),
+                host_path,
+                read_only: true,
+            })
+            .collect();
+        let config = &ContainerConfig {
+            mounts: spec::with_default_mounts(&config.mounts, sandbox_files),
+            ..config.clone()
+        };
         let runtime_spec = spec::runtime_spec(&SpecInput {
             config,
             sandbox,
@@ -344,6 +362,14 @@ impl ContainerRuntime for RuncRuntime {
             netns,
             labels: config.labels.clone(),
         };
+        for (name, content) in SANDBOX_FILES
+            .iter()
+            .zip([&config.etc_hosts, &config.resolv_conf])
+            .filter_map(|((name, _), content)| Some((name, content.as_ref()?)))
+        {
+            let path = dir.join(name);
+            std::fs::write(&path, content).context(|| format!("writing {}", path.display()))?;
+        }
         shim::write_state(&dir.join("sandbox.json"), &record)?;
         Ok(record.sandbox())
     }

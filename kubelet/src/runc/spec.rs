@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::cri::{ContainerConfig, Resources, Sandbox};
+use crate::cri::{ContainerConfig, Mount, Resources, Sandbox};
 use crate::image::ImageConfig;
 use crate::image::config::merge_env;
 
@@ -165,6 +165,18 @@ pub fn mounts(config: &ContainerConfig) -> Vec<Value> {
     out
 }
 
+/// The request's mounts plus `extra` ones (the sandbox's `/etc/hosts` and `/etc/resolv.conf`)
+/// for paths the request does not mount itself: what the agent mounts wins.
+pub fn with_default_mounts(mounts: &[Mount], extra: Vec<Mount>) -> Vec<Mount> {
+    let mut out = mounts.to_vec();
+    for m in extra {
+        if !out.iter().any(|o| o.container_path == m.container_path) {
+            out.push(m);
+        }
+    }
+    out
+}
+
 /// Namespaces: new pid, ipc, uts and mount ones; the pod's network namespace when it has one
 /// (none listed = the host's, for host-network pods).
 pub fn namespaces(sandbox: &Sandbox) -> Vec<Value> {
@@ -300,7 +312,6 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::cri::Mount;
 
     fn sandbox(netns: Option<&str>) -> Sandbox {
         Sandbox {
@@ -495,6 +506,36 @@ mod tests {
                 .unwrap()
                 .contains(&json!("/proc/kcore"))
         );
+    }
+
+    #[test]
+    fn sandbox_files_are_mounted_unless_the_request_mounts_the_path() {
+        let m = |c: &str, h: &str| Mount {
+            container_path: c.into(),
+            host_path: h.into(),
+            read_only: true,
+        };
+        let cases: Vec<(Vec<Mount>, Vec<Mount>, Vec<&str>)> = vec![
+            (vec![], vec![], vec![]),
+            (
+                vec![],
+                vec![m("/etc/hosts", "/sb/hosts")],
+                vec!["/sb/hosts"],
+            ),
+            (
+                vec![m("/etc/hosts", "/agent/hosts")],
+                vec![m("/etc/hosts", "/sb/hosts"), m("/etc/resolv.conf", "/sb/r")],
+                vec!["/agent/hosts", "/sb/r"],
+            ),
+        ];
+        for (requested, extra, want) in cases {
+            let got: Vec<PathBuf> = with_default_mounts(&requested, extra)
+                .into_iter()
+                .map(|m| m.host_path)
+                .collect();
+            let want: Vec<PathBuf> = want.into_iter().map(PathBuf::from).collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
