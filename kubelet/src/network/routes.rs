@@ -42,6 +42,18 @@ pub fn ensure_blackholes(cidrs: &[Ipv4Cidr], node_netns: Option<&Path>) -> Resul
     Ok(())
 }
 
+/// Deletes the node's pod bridge (the bridge plugin creates it on the first pod and never
+/// removes it), for `skiff agent reset`. A bridge that does not exist is not an error.
+pub fn remove_bridge(bridge: &str, node_netns: Option<&Path>) -> Result<bool> {
+    let mut command = Command::new("ip");
+    command.args(["link", "delete", bridge, "type", "bridge"]);
+    netns::run_in(&mut command, node_netns)?;
+    let output = command
+        .output()
+        .context(|| format!("running ip link delete {bridge}"))?;
+    Ok(output.status.success())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
