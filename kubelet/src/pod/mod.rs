@@ -11,3 +11,4 @@
 pub mod backoff;
 pub mod env;
 pub mod probe;
+pub mod status;
