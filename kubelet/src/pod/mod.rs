@@ -12,3 +12,4 @@ pub mod backoff;
 pub mod env;
 pub mod probe;
 pub mod status;
+pub mod volumes;
