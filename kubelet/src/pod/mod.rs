@@ -11,3 +11,5 @@
 pub mod backoff;
 pub mod env;
 pub mod probe;
+pub mod status;
+pub mod volumes;

@@ -714,4 +714,83 @@ mod tests {
         );
         drop(listener);
     }
+    /// A runtime whose only ability is running exec commands on the host (exec probes go
+    /// through `exec_command`; nothing else is called).
+    struct HostExec;
+
+    impl ContainerRuntime for HostExec {
+        fn name(&self) -> &'static str {
+            "host-exec"
+        }
+        fn run_pod_sandbox(
+            &self,
+            _: &crate::cri::SandboxConfig,
+        ) -> crate::Result<crate::cri::Sandbox> {
+            Err(crate::Error::Runtime("not used".into()))
+        }
+        fn remove_pod_sandbox(&self, _: &str) -> crate::Result<()> {
+            Ok(())
+        }
+        fn list_sandboxes(&self) -> crate::Result<Vec<crate::cri::Sandbox>> {
+            Ok(Vec::new())
+        }
+        fn create_container(
+            &self,
+            _: &crate::cri::Sandbox,
+            _: &crate::cri::ContainerConfig,
+        ) -> crate::Result<String> {
+            Err(crate::Error::Runtime("not used".into()))
+        }
+        fn start_container(&self, _: &str) -> crate::Result<()> {
+            Err(crate::Error::Runtime("not used".into()))
+        }
+        fn stop_container(&self, _: &str, _: Duration) -> crate::Result<()> {
+            Ok(())
+        }
+        fn remove_container(&self, _: &str) -> crate::Result<()> {
+            Ok(())
+        }
+        fn container_status(&self, id: &str) -> crate::Result<crate::cri::ContainerInfo> {
+            Err(crate::Error::ContainerNotFound(id.into()))
+        }
+        fn list_containers(&self) -> crate::Result<Vec<crate::cri::ContainerInfo>> {
+            Ok(Vec::new())
+        }
+        fn exec_command(&self, id: &str, argv: &[String]) -> crate::Result<std::process::Command> {
+            if id != "c1" {
+                return Err(crate::Error::ContainerNotFound(id.into()));
+            }
+            let mut c = std::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            Ok(c)
+        }
+    }
+
+    #[test]
+    fn exec_probes_use_the_exit_code_and_timeout() {
+        let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let t = Duration::from_secs(10);
+        assert_eq!(
+            exec(&HostExec, "c1", &sh("exit 0"), t),
+            ProbeOutcome::Success
+        );
+        assert_eq!(
+            exec(&HostExec, "c1", &sh("echo not ready; exit 3"), t),
+            ProbeOutcome::Failure("not ready\n".into())
+        );
+        let slow = exec(
+            &HostExec,
+            "c1",
+            &sh("exec sleep 20"),
+            Duration::from_millis(300),
+        );
+        assert_eq!(
+            slow,
+            ProbeOutcome::Failure("command \"sh -c exec sleep 20\" timed out".into())
+        );
+        assert!(matches!(
+            exec(&HostExec, "gone", &sh("true"), t),
+            ProbeOutcome::Unknown(_)
+        ));
+    }
 }
