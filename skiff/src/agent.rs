@@ -171,8 +171,8 @@ fn agent_config(args: &AgentArgs) -> Result<AgentConfig, runtime::Error> {
     config.kubelet_port = Some(args.kubelet_port);
     config.pod_cidr = Some(args.pod_cidr.clone());
     config.capacity_overrides = parse_capacity(&args.capacity)?;
-    config.backoff_initial = args.crash_loop_backoff;
-    config.backoff_max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
+    config.backoff.initial = args.crash_loop_backoff;
+    config.backoff.max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
     config.cluster_dns = args.cluster_dns.clone();
     config.cluster_domain = args.cluster_domain.clone();
     Ok(config)

@@ -193,6 +193,73 @@ async fn memory_limit_gives_oomkilled() {
 }
 
 #[tokio::test]
+async fn configmap_and_secret_volumes_and_env_are_visible_inside() {
+    if !root_or_skip("configmap_and_secret_volumes_and_env_are_visible_inside") {
+        return;
+    }
+    let (server, _agent) = cluster("runc-vol").await;
+    let client = server.runtime_client();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}}))
+            .expect("cm"),
+    )
+    .await
+    .expect("create cm");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}}),
+            )
+            .expect("secret"),
+        )
+        .await
+        .expect("create secret");
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let mut c = busybox("sleep 3600");
+    c["volumeMounts"] = json!([
+        {"name": "cfg", "mountPath": "/etc/cfg"},
+        {"name": "sec", "mountPath": "/etc/sec", "readOnly": true},
+        {"name": "scratch", "mountPath": "/scratch"},
+    ]);
+    c["env"] = json!([{"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+                      {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]);
+    create(
+        &api,
+        pod(
+            "vol",
+            json!({"containers": [c], "volumes": [
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "sec", "secret": {"secretName": "sec"}},
+                {"name": "scratch", "emptyDir": {}},
+            ]}),
+        ),
+    )
+    .await;
+    let p = wait_pod(&api, "vol", "vol Running", |p| phase(p) == "Running").await;
+    let ip = p
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default();
+    let out = server.kubectl(&[
+        "exec", "vol", "--", "sh", "-c",
+        "cat /etc/cfg/color; echo; cat /etc/sec/token; echo; echo $COLOR $POD_IP; hostname; echo x > /scratch/f && cat /scratch/f",
+    ]);
+    assert_eq!(
+        out.ok().lines().collect::<Vec<_>>(),
+        vec!["blue", "s3cret", &format!("blue {ip}"), "vol", "x"]
+    );
+    let denied = server.kubectl(&["exec", "vol", "--", "sh", "-c", "echo no > /etc/sec/token"]);
+    assert_ne!(denied.code, 0, "secret volume mounted read-only");
+}
+
+#[tokio::test]
 async fn restarted_agent_leaves_runc_containers_running() {
     if !root_or_skip("restarted_agent_leaves_runc_containers_running") {
         return;

@@ -13,6 +13,7 @@ use super::Shared;
 use crate::cri::{ContainerConfig, Mount, Resources, Sandbox, labels};
 use crate::image::pull::PulledImage;
 use crate::pod::env::{EnvInputs, container_env, referenced_config_maps, referenced_secrets};
+use crate::pod::volumes::{container_mounts, setup_volumes};
 use crate::{Error, Result};
 
 /// The ConfigMaps and Secrets a pod refers to, by name; missing ones are absent (the env and
@@ -81,17 +82,18 @@ pub(crate) async fn container_config(
         .map(|(k, v)| (k.clone(), Quantity(v.clone())))
         .collect();
     let pod_ips: Vec<IpAddr> = pod_ip(s, pod, sandbox).into_iter().collect();
-    let env = container_env(
-        pod,
-        container,
-        &EnvInputs {
-            config_maps: &objects.config_maps,
-            secrets: &objects.secrets,
-            node_allocatable: &allocatable,
-            pod_ips: &pod_ips,
-            host_ips: &[s.config.node_ip],
-        },
-    )?;
+    let inputs = EnvInputs {
+        config_maps: &objects.config_maps,
+        secrets: &objects.secrets,
+        node_allocatable: &allocatable,
+        pod_ips: &pod_ips,
+        host_ips: &[s.config.node_ip],
+    };
+    let env = container_env(pod, container, &inputs)?;
+    // Volumes are (re)written before every container start, so a restarted container sees
+    // current ConfigMap and Secret contents.
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let volumes = setup_volumes(pod, &super::volumes::pod_dir(&s.config, uid), &inputs)?;
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for skipped in &env.skipped {
         super::events::warning(
@@ -121,6 +123,7 @@ pub(crate) async fn container_config(
     }
     let mut mounts: Vec<Mount> = Vec::new();
     mounts.extend(super::pod_files::pod_files(s, pod, sandbox)?);
+    mounts.extend(container_mounts(container, &volumes, Some(&env))?);
     let mut labels: BTreeMap<String, String> = sandbox.labels.clone();
     labels.insert(labels::CONTAINER_NAME.into(), container.name.clone());
     Ok(ContainerConfig {

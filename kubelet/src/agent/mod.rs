@@ -38,6 +38,7 @@ use runtime::events::EventRecorder;
 use crate::cri::ContainerRuntime;
 use crate::image::pull::Puller;
 use crate::node::{HostFacts, NodeFacts, register_node, renew_lease};
+use crate::pod::backoff::BackoffPolicy;
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -63,12 +64,9 @@ pub struct AgentConfig {
     /// How often a worker looks at its containers when nothing else wakes it (container exits
     /// are noticed within this period).
     pub poll_interval: Duration,
-    /// Crash-loop back-off: first delay, doubled per restart up to `backoff_max`.
-    pub backoff_initial: Duration,
-    /// Upper bound of the crash-loop back-off.
-    pub backoff_max: Duration,
-    /// A container that ran this long without crashing resets its back-off.
-    pub backoff_reset_after: Duration,
+    /// Crash-loop and image-pull back-off (Kubernetes: 10 s doubling to 5 min, reset after a
+    /// 10-minute run).
+    pub backoff: BackoffPolicy,
     /// Cluster DNS server addresses for `dnsPolicy: ClusterFirst` pods (empty: the host's).
     pub cluster_dns: Vec<IpAddr>,
     /// Cluster domain (`cluster.local`).
@@ -89,9 +87,7 @@ impl AgentConfig {
             lease_duration_seconds: 40,
             status_interval: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
-            backoff_initial: Duration::from_secs(10),
-            backoff_max: Duration::from_secs(300),
-            backoff_reset_after: Duration::from_secs(600),
+            backoff: BackoffPolicy::default(),
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
         }
@@ -132,29 +128,6 @@ pub fn node_facts(config: &AgentConfig, host: &HostFacts, runtime_version: &str)
         boot_id: host.boot_id.clone(),
         ready_message: "kubelet is posting ready status".into(),
     }
-}
-
-/// The crash-loop delay before restart number `n` (1-based) of a container that ran `ran_for`:
-/// `backoff_initial` doubling per restart up to `backoff_max`; a container that ran longer than
-/// `backoff_reset_after` starts over.
-pub(crate) fn backoff_fn(config: &AgentConfig) -> impl Fn(u32, Duration) -> Duration + use<> {
-    let (initial, max, reset) = (
-        config.backoff_initial,
-        config.backoff_max,
-        config.backoff_reset_after,
-    );
-    move |n, ran_for| {
-        if ran_for >= reset {
-            return initial.min(max);
-        }
-        let doublings = n.saturating_sub(1).min(31);
-        initial.saturating_mul(1u32 << doublings).min(max)
-    }
-}
-
-/// The image pull back-off after `failures` failed pulls (same shape as the crash loop).
-pub(crate) fn pull_backoff(config: &AgentConfig, failures: u32) -> Duration {
-    backoff_fn(config)(failures, Duration::ZERO)
 }
 
 /// The pod's container (or init container when `init`) called `name`; regular containers
@@ -433,19 +406,6 @@ pub fn remove_everything(runtime: &dyn ContainerRuntime) -> crate::Result<(usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crash_loop_delay_doubles_to_the_cap_and_resets_after_a_long_run() {
-        let config = AgentConfig::new("n", "/tmp");
-        let delay = backoff_fn(&config);
-        let short = Duration::from_secs(1);
-        let secs: Vec<u64> = (1..=7).map(|n| delay(n, short).as_secs()).collect();
-        assert_eq!(secs, vec![10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(delay(40, short).as_secs(), 300, "no overflow");
-        assert_eq!(delay(6, Duration::from_secs(601)).as_secs(), 10);
-        assert_eq!(pull_backoff(&config, 1).as_secs(), 10);
-        assert_eq!(pull_backoff(&config, 3).as_secs(), 40);
-    }
 
     #[test]
     fn node_facts_take_host_figures_and_overrides() {

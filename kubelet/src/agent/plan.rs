@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::cri::{ContainerInfo, ContainerState};
+use crate::pod::backoff::{BackoffPolicy, RestartPolicy, crash_loop_message};
 
 /// One step of a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,9 +56,10 @@ pub struct PlanInput<'a> {
     pub unhealthy: &'a HashSet<String>,
     /// Now.
     pub now: jiff::Timestamp,
-    /// Crash-loop delay before restart number `restart_count` of a container that ran for
-    /// `ran_for` (pure; see `pod::backoff`).
-    pub restart_delay: &'a dyn Fn(u32, Duration) -> Duration,
+    /// The pod's name, namespace and uid (for the back-off message).
+    pub pod_meta: (&'a str, &'a str, &'a str),
+    /// The crash-loop back-off.
+    pub backoff: &'a BackoffPolicy,
 }
 
 /// The latest attempt of container `name` among `containers`.
@@ -68,22 +70,13 @@ pub fn latest<'c>(containers: &'c [ContainerInfo], name: &str) -> Option<&'c Con
         .max_by_key(|c| c.attempt)
 }
 
-/// Whether a container that exited with `exit_code` is restarted under `policy`.
-pub fn restarts(policy: &str, exit_code: i32) -> bool {
-    match policy {
-        "Never" => false,
-        "OnFailure" => exit_code != 0,
-        _ => true,
-    }
-}
-
 /// Plans the next steps for `pod` (not being deleted: termination is the worker's own path).
 pub fn plan(pod: &Pod, input: &PlanInput<'_>) -> Plan {
     let mut plan = Plan::default();
     let Some(spec) = pod.spec.as_ref() else {
         return plan;
     };
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let policy = RestartPolicy::of(pod);
     remove_stale_attempts(spec.init_containers.iter().flatten(), input, &mut plan);
     remove_stale_attempts(spec.containers.iter(), input, &mut plan);
 
@@ -101,7 +94,9 @@ pub fn plan(pod: &Pod, input: &PlanInput<'_>) -> Plan {
                 }
                 Some(c) => match &c.state {
                     ContainerState::Exited { exit_code: 0, .. } => continue,
-                    ContainerState::Exited { .. } if policy == "Never" => return plan,
+                    ContainerState::Exited { .. } if policy == RestartPolicy::Never => {
+                        return plan;
+                    }
                     ContainerState::Exited { .. } => {
                         restart_after_backoff(init, c, true, input, &mut plan);
                         return plan;
@@ -129,7 +124,7 @@ pub fn plan(pod: &Pod, input: &PlanInput<'_>) -> Plan {
                     }
                 }
                 ContainerState::Exited { exit_code, .. } => {
-                    if restarts(policy, *exit_code) {
+                    if policy.restarts(*exit_code) {
                         restart_after_backoff(container, c, false, input, &mut plan);
                     }
                 }
@@ -170,35 +165,22 @@ fn restart_after_backoff(
         return;
     };
     let ran_for = finished_at.duration_since(*started_at).unsigned_abs();
-    let delay = (input.restart_delay)(c.attempt + 1, ran_for);
+    let delay = input.backoff.delay(c.attempt + 1, ran_for);
     let since_exit = input.now.duration_since(*finished_at).unsigned_abs();
     if input.now < *finished_at || since_exit < delay {
         let remaining = delay
             .saturating_sub(since_exit)
             .max(Duration::from_millis(10));
         plan.wake_after = Some(plan.wake_after.map_or(remaining, |w| w.min(remaining)));
+        let m = &input.pod_meta;
         plan.backing_off.insert(
             container.name.clone(),
-            format!(
-                "back-off {} restarting failed container={}",
-                format_delay(delay),
-                container.name
-            ),
+            crash_loop_message(delay, &container.name, m.0, m.1, m.2),
         );
         return;
     }
     plan.actions
         .push(start(&container.name, c.attempt + 1, init));
-}
-
-/// Kubernetes prints back-off delays like Go durations: `10s`, `1m20s`, `5m0s`.
-fn format_delay(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{}s", secs / 60, secs % 60)
-    }
 }
 
 /// Exited attempts older than the two newest are removed: the newest is the container, the one
@@ -283,14 +265,14 @@ mod tests {
 
     fn run(pod: &Pod, containers: &[ContainerInfo], unhealthy: &[&str], now: i64) -> Plan {
         let unhealthy: HashSet<String> = unhealthy.iter().map(|s| s.to_string()).collect();
-        let delay = |n: u32, _ran: Duration| Duration::from_secs(10 * 2u64.pow(n.min(5) - 1));
         plan(
             pod,
             &PlanInput {
                 containers,
                 unhealthy: &unhealthy,
                 now: t(now),
-                restart_delay: &delay,
+                pod_meta: ("p", "default", "u1"),
+                backoff: &BackoffPolicy::default(),
             },
         )
     }
@@ -351,7 +333,7 @@ mod tests {
         assert_eq!(early.wake_after, Some(Duration::from_secs(30)));
         assert_eq!(
             early.backing_off["a"],
-            "back-off 40s restarting failed container=a"
+            "back-off 40s restarting failed container=a pod=p_default(u1)"
         );
         let late = run(&p, &c, &[], 140);
         assert_eq!(late.actions, vec![start("a", 3, false)]);
@@ -387,12 +369,5 @@ mod tests {
             run(&p, &c, &[], 5).actions,
             vec![Action::Remove { id: "a-0".into() }, start("a", 1, false)]
         );
-    }
-
-    #[test]
-    fn delays_print_like_go_durations() {
-        assert_eq!(format_delay(Duration::from_secs(10)), "10s");
-        assert_eq!(format_delay(Duration::from_secs(80)), "1m20s");
-        assert_eq!(format_delay(Duration::from_secs(300)), "5m0s");
     }
 }

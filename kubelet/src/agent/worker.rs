@@ -146,14 +146,19 @@ impl Worker {
         if let Some(due) = probes.next_due {
             next = next.min(due);
         }
-        let backoff = super::backoff_fn(&s.config);
+        let m = &pod.metadata;
         let plan = plan::plan(
             pod,
             &PlanInput {
                 containers: &containers,
                 unhealthy: &probes.unhealthy,
                 now: jiff::Timestamp::now(),
-                restart_delay: &backoff,
+                pod_meta: (
+                    m.name.as_deref().unwrap_or_default(),
+                    m.namespace.as_deref().unwrap_or("default"),
+                    &self.uid,
+                ),
+                backoff: &s.config.backoff,
             },
         );
         if let Some(w) = plan.wake_after {
@@ -234,14 +239,14 @@ impl Worker {
         let container = super::spec_container(pod, name, init)?;
         // Image pull back-off.
         if let Some(f) = self.pull_failures.get(name) {
-            let delay = super::pull_backoff(&s.config, f.failures);
+            let delay = s.config.backoff.delay(f.failures, Duration::ZERO);
             if f.at.elapsed() < delay {
                 let image = container.image.clone().unwrap_or_default();
                 self.waiting.insert(
                     name.to_string(),
                     Waiting {
                         reason: "ImagePullBackOff".into(),
-                        message: format!("Back-off pulling image \"{image}\""),
+                        message: crate::pod::backoff::image_pull_backoff_message(&image),
                     },
                 );
                 return Some(delay - f.at.elapsed());
@@ -280,8 +285,13 @@ impl Worker {
         {
             Ok(c) => c,
             Err(e) => {
-                let reason = "CreateContainerConfigError";
-                super::events::warning(s, pod, Some(name), "Failed", &format!("Error: {e}")).await;
+                // A volume that cannot be set up keeps the pod ContainerCreating with a
+                // FailedMount event, as in Kubernetes; anything else is a config error.
+                let (reason, event) = match &e {
+                    Error::Volume { .. } => ("ContainerCreating", "FailedMount"),
+                    _ => ("CreateContainerConfigError", "Failed"),
+                };
+                super::events::warning(s, pod, Some(name), event, &format!("Error: {e}")).await;
                 self.waiting.insert(
                     name.to_string(),
                     Waiting {

@@ -6,10 +6,11 @@
 //! - [`volumes`]: pod volumes materialized on disk and a container's mounts.
 //! - [`probe`]: the per-probe state machine and the httpGet / tcpSocket / exec runners.
 //! - [`backoff`]: restart policy and crash-loop / image-pull back-off.
-//! - [`status`]: the pod status reported through `pods/status`.
+//!
+//! The pod status itself is computed in `crate::agent::status`, next to the worker state it
+//! reads.
 
 pub mod backoff;
 pub mod env;
 pub mod probe;
-pub mod status;
 pub mod volumes;
