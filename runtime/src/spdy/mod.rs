@@ -14,12 +14,20 @@
 pub mod dictionary;
 pub mod frame;
 pub mod headers;
+pub mod portforward;
 pub mod session;
-pub mod websocket;
+pub mod splice;
+pub mod transport;
 
 pub use frame::Frame;
 pub use headers::Headers;
 pub use session::{Incoming, Role, Session, Stream, StreamReader, StreamWriter};
+pub use splice::{Until, splice};
+
+/// The WebSocket subprotocol of port forwarding tunnelled as SPDY/3.1 (kubectl 1.30+).
+pub const PORT_FORWARD_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The stream protocol version of port forwarding (`X-Stream-Protocol-Version`).
+pub const PORT_FORWARD_V1: &str = "portforward.k8s.io";
 
 /// What can go wrong speaking SPDY.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
