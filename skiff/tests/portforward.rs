@@ -1,0 +1,331 @@
+//! Port forwarding end to end: the real kubectl (and skiffctl) → a real `skiff apiserver`
+//! → the kubelet's `/portForward` (its TLS server in this test process, the pod's ports
+//! dialled on 127.0.0.1) → a TCP echo server. The Node object points at that kubelet and
+//! the Pod is bound to the Node and Running, as a real node agent would leave them.
+//!
+//! Run `cargo build -p skiff -p skiffctl` first.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream as StdTcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use kubelet::server::portforward::{self, ForwardTarget, PodPorts};
+use kubelet::server::{LookupError, ServingCert};
+use serde_json::json;
+use support::{KUBECTL, TestServer, skiffctl_path};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Pod `default/web` is reachable on 127.0.0.1.
+struct Loopback;
+
+impl PodPorts for Loopback {
+    fn target(&self, namespace: &str, pod: &str) -> Result<ForwardTarget, LookupError> {
+        if (namespace, pod) != ("default", "web") {
+            return Err(LookupError::PodNotFound);
+        }
+        Ok(ForwardTarget {
+            pod: "web_default".into(),
+            uid: "uid-1".into(),
+            dial: Arc::new(|port| Box::pin(TcpStream::connect((Ipv4Addr::LOCALHOST, port)))),
+        })
+    }
+}
+
+/// A TCP echo server closing each connection after the client's half-close.
+async fn echo_server() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// The API server, a kubelet serving port forwarding, Node `node-1` pointing at it and
+/// Pod `web` Running on it.
+async fn cluster() -> TestServer {
+    let server = TestServer::start().await;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let kubelet_port = listener.local_addr().unwrap().port();
+    let cert = ServingCert::self_signed("node-1", &[IpAddr::V4(Ipv4Addr::LOCALHOST)]).unwrap();
+    tokio::spawn(kubelet::server::serve(
+        listener,
+        cert.server_config().unwrap(),
+        portforward::router(Arc::new(Loopback)),
+        std::future::pending(),
+    ));
+    let api = server.client();
+    let node_status = json!({
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+    });
+    let created = api
+        .post(
+            "/api/v1/nodes",
+            &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}),
+        )
+        .await;
+    assert_eq!(created.code, 201, "{:?}", created.body);
+    let mut node = created.body;
+    node["status"] = node_status;
+    let r = api.put("/api/v1/nodes/node-1/status", &node).await;
+    assert_eq!(r.code, 200, "{:?}", r.body);
+
+    let created = api
+        .post(
+            "/api/v1/namespaces/default/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                    "spec": {"nodeName": "node-1", "containers": [{"name": "web", "image": "echo"}]}}),
+        )
+        .await;
+    assert_eq!(created.code, 201, "{:?}", created.body);
+    let mut pod = created.body;
+    pod["status"] = json!({"phase": "Running", "podIP": "127.0.0.1"});
+    let r = api
+        .put("/api/v1/namespaces/default/pods/web/status", &pod)
+        .await;
+    assert_eq!(r.code, 200, "{:?}", r.body);
+    server
+}
+
+/// A long-running CLI whose stdout and stderr lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: std_mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Running {
+        let home = kubeconfig.parent().unwrap().join("home");
+        let _ = std::fs::create_dir_all(&home);
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let (tx, lines) = std_mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for pipe in [
+            Box::new(out) as Box<dyn Read + Send>,
+            Box::new(err) as Box<dyn Read + Send>,
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line `pick` accepts; panics with everything seen at the deadline. Blocks
+    /// in place: the kubelet server runs on this test's runtime.
+    fn wait_line<T>(&mut self, what: &str, pick: impl FnMut(&str) -> Option<T>) -> T {
+        tokio::task::block_in_place(|| self.wait_line_blocking(what, pick))
+    }
+
+    fn wait_line_blocking<T>(&mut self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        if let Some(found) = self.seen.iter().find_map(|l| pick(l)) {
+            return found;
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = pick(&line);
+                    self.seen.push(line);
+                    if let Some(found) = found {
+                        return found;
+                    }
+                }
+                Err(_) => panic!(
+                    "timed out waiting for {what}; output so far: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// The local port of the `Forwarding from 127.0.0.1:N -> remote` line.
+    fn forwarded_port(&mut self, remote: u16) -> u16 {
+        let suffix = format!(" -> {remote}");
+        self.wait_line("the Forwarding line", |l| {
+            l.strip_prefix("Forwarding from 127.0.0.1:")?
+                .strip_suffix(&suffix)?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        tokio::task::block_in_place(|| self.wait_exit_blocking())
+    }
+
+    fn wait_exit_blocking(&mut self) -> i32 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit; output: {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `payload` through the local port, half-closes, returns the echo (blocking I/O on
+/// a plain thread, as any local client would).
+async fn echo_through(port: u16, payload: Vec<u8>) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let mut conn = StdTcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        conn.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut reader = conn.try_clone().unwrap();
+        let sent = payload.clone();
+        // The forwarder may close the connection early (the pod side failed): writes and
+        // reads then fail, which the callers see as a short echo.
+        let writer = std::thread::spawn(move || {
+            let _ = conn.write_all(&sent);
+            let _ = conn.shutdown(std::net::Shutdown::Write);
+        });
+        let mut back = Vec::new();
+        let _ = reader.read_to_end(&mut back);
+        let _ = writer.join();
+        back
+    })
+    .await
+    .unwrap()
+}
+
+/// Forwards twice through `cli port-forward pod/web 0:ECHO` and checks the echoes and
+/// kubectl's output lines.
+async fn forwards_through(bin: &Path) {
+    let echo = echo_server().await;
+    let server = cluster().await;
+    let remote = echo.to_string();
+    let spec = format!("0:{remote}");
+    let mut cli = Running::spawn(
+        bin,
+        &server.kubeconfig,
+        &["port-forward", "pod/web", &spec, "--address", "127.0.0.1"],
+    );
+    let local = cli.forwarded_port(echo);
+    assert_eq!(echo_through(local, b"hello\n".to_vec()).await, b"hello\n");
+    let big: Vec<u8> = (0..500_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(
+        echo_through(local, big.clone()).await == big,
+        "big echo intact"
+    );
+    let handling = format!("Handling connection for {local}");
+    cli.wait_line("a Handling line", |l| (l == handling).then_some(()));
+    assert!(cli.child.try_wait().unwrap().is_none(), "still forwarding");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_reaches_the_pod() {
+    forwards_through(Path::new(KUBECTL)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skiffctl_port_forward_reaches_the_pod() {
+    forwards_through(&skiffctl_path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_nothing_listens_on_ends_kubectl_with_the_kubelet_error() {
+    let server = cluster().await;
+    let closed = {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for bin in [Path::new(KUBECTL), skiffctl_path().as_path()] {
+        let spec = format!("0:{closed}");
+        let mut cli = Running::spawn(
+            bin,
+            &server.kubeconfig,
+            &["port-forward", "web", &spec, "--address", "127.0.0.1"],
+        );
+        let local = cli.forwarded_port(closed);
+        assert!(echo_through(local, b"anyone?".to_vec()).await.is_empty());
+        let want = format!("error forwarding port {closed} to pod web_default, uid uid-1:");
+        cli.wait_line("the kubelet's error", |l| l.contains(&want).then_some(()));
+        assert_eq!(cli.wait_exit(), 1, "{}: {:?}", bin.display(), cli.seen);
+        cli.wait_line("lost connection", |l| {
+            l.contains("lost connection to pod").then_some(())
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_are_not_running_or_bound_are_refused() {
+    let server = cluster().await;
+    let api = server.client();
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pending"},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+        )
+        .await;
+    assert_eq!(r.code, 201);
+    // kubectl checks the phase itself.
+    let out =
+        tokio::task::block_in_place(|| server.kubectl(&["port-forward", "pending", "8080:80"]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("unable to forward port because pod is not running. Current status=Pending"),
+        "{}",
+        out.stderr
+    );
+    // The API server refuses a pod without a node.
+    let r = api
+        .get("/api/v1/namespaces/default/pods/pending/portforward")
+        .await;
+    assert_eq!(r.code, 400, "{:?}", r.body);
+    assert_eq!(
+        r.body["message"], "pod pending does not have a host assigned",
+        "{:?}",
+        r.body
+    );
+}
