@@ -112,10 +112,20 @@ struct Running {
 
 impl Running {
     fn spawn(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Running {
+        Self::spawn_with_env(bin, kubeconfig, args, &[])
+    }
+
+    fn spawn_with_env(
+        bin: &Path,
+        kubeconfig: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         let home = kubeconfig.parent().unwrap().join("home");
         let _ = std::fs::create_dir_all(&home);
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .env("KUBECONFIG", kubeconfig)
             .env("HOME", &home)
             .stdin(Stdio::null())
@@ -240,14 +250,19 @@ async fn echo_through(port: u16, payload: Vec<u8>) -> Vec<u8> {
 /// Forwards twice through `cli port-forward pod/web 0:ECHO` and checks the echoes and
 /// kubectl's output lines.
 async fn forwards_through(bin: &Path) {
+    forwards_through_with_env(bin, &[]).await;
+}
+
+async fn forwards_through_with_env(bin: &Path, env: &[(&str, &str)]) {
     let echo = echo_server().await;
     let server = cluster().await;
     let remote = echo.to_string();
     let spec = format!("0:{remote}");
-    let mut cli = Running::spawn(
+    let mut cli = Running::spawn_with_env(
         bin,
         &server.kubeconfig,
         &["port-forward", "pod/web", &spec, "--address", "127.0.0.1"],
+        env,
     );
     let local = cli.forwarded_port(echo);
     assert_eq!(echo_through(local, b"hello\n".to_vec()).await, b"hello\n");
@@ -264,6 +279,16 @@ async fn forwards_through(bin: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_reaches_the_pod() {
     forwards_through(Path::new(KUBECTL)).await;
+}
+
+/// kubectl without WebSockets: SPDY/3.1 over the upgraded HTTP connection, relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_over_plain_spdy_reaches_the_pod() {
+    forwards_through_with_env(
+        Path::new(KUBECTL),
+        &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,4 +353,53 @@ async fn pods_that_are_not_running_or_bound_are_refused() {
         "{:?}",
         r.body
     );
+}
+
+/// kubectl's fallback (and older clients): `POST .../portforward` upgraded to SPDY/3.1
+/// itself, relayed by the API server to the kubelet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_spdy_upgrade_is_relayed_too() {
+    use runtime::spdy::portforward::forward_connection;
+    use runtime::spdy::{Role, Session, transport};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let echo = echo_server().await;
+    let server = cluster().await;
+    let mut conn = TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(
+        b"POST /api/v1/namespaces/default/pods/web/portforward HTTP/1.1\r\nHost: skiff\r\n\
+          Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+          X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(conn.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("x-stream-protocol-version: portforward.k8s.io"),
+        "{head}"
+    );
+    let (rx, tx) = transport::byte_stream(conn);
+    let session = Session::new(Role::Client, rx, tx);
+    let (local, mut app) = tokio::io::duplex(1024);
+    let forward = tokio::spawn(async move { forward_connection(&session, echo, 0, local).await });
+    app.write_all(b"relayed spdy").await.unwrap();
+    app.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(DEADLINE, app.read_to_end(&mut back))
+        .await
+        .expect("the echo came back in time")
+        .unwrap();
+    assert_eq!(back, b"relayed spdy");
+    tokio::time::timeout(DEADLINE, forward)
+        .await
+        .expect("the forward ended")
+        .unwrap()
+        .unwrap();
 }

@@ -711,6 +711,134 @@ mod tests {
         server_task.await.unwrap();
     }
 
+    /// A server session driven frame by frame by a peer written with the bare codec.
+    #[tokio::test]
+    async fn a_server_answers_pings_replies_and_rejects_bad_ids() {
+        let (peer_tx, server_in) = futures::channel::mpsc::unbounded::<io::Result<Bytes>>();
+        let (server_out, mut peer_rx) = futures::channel::mpsc::unbounded::<Bytes>();
+        let server = Session::new(
+            Role::Server,
+            server_in,
+            server_out.sink_map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe)),
+        );
+        let mut enc = FrameEncoder::new();
+        let send = |enc: &mut FrameEncoder, frame: Frame| {
+            let mut wire = Vec::new();
+            enc.encode(&frame, &mut wire).unwrap();
+            peer_tx.unbounded_send(Ok(Bytes::from(wire))).unwrap();
+        };
+        let mut dec = FrameDecoder::new();
+        let mut next = async || loop {
+            if let Some(f) = dec.next_frame().unwrap() {
+                return f;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), peer_rx.next())
+                .await
+                .expect("the server answered")
+                .expect("transport open");
+            dec.push(&chunk);
+        };
+        // The client's pings (odd) come back unchanged.
+        send(&mut enc, Frame::Ping { id: 1 });
+        assert_eq!(next().await, Frame::Ping { id: 1 });
+        // A stream is answered with an empty SYN_REPLY once accepted.
+        send(
+            &mut enc,
+            Frame::SynStream {
+                stream_id: 1,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: Headers::from_pairs([("port", "80")]),
+            },
+        );
+        let incoming = server.accept().await.unwrap();
+        let stream = incoming.accept().await.unwrap();
+        assert_eq!(
+            next().await,
+            Frame::SynReply {
+                stream_id: 1,
+                flags: 0,
+                headers: Headers::default()
+            }
+        );
+        // Data and FIN reach the reader; data written comes out as DATA frames.
+        send(
+            &mut enc,
+            Frame::Data {
+                stream_id: 1,
+                flags: FLAG_FIN,
+                data: Bytes::from_static(b"ping"),
+            },
+        );
+        let (mut r, w) = stream.split();
+        assert_eq!(r.read_to_end().await.unwrap(), b"ping");
+        w.write(b"pong").await.unwrap();
+        w.finish().await.unwrap();
+        assert_eq!(
+            next().await,
+            Frame::Data {
+                stream_id: 1,
+                flags: 0,
+                data: Bytes::from_static(b"pong")
+            }
+        );
+        assert_eq!(
+            next().await,
+            Frame::Data {
+                stream_id: 1,
+                flags: FLAG_FIN,
+                data: Bytes::new()
+            }
+        );
+        // A client may not open even ids, nor reuse old ones.
+        for stream_id in [2, 1] {
+            send(
+                &mut enc,
+                Frame::SynStream {
+                    stream_id,
+                    associated_to: 0,
+                    priority: 0,
+                    flags: 0,
+                    headers: Headers::default(),
+                },
+            );
+            assert_eq!(
+                next().await,
+                Frame::RstStream {
+                    stream_id,
+                    status: rst::PROTOCOL_ERROR
+                }
+            );
+        }
+        // After GOAWAY new streams are refused and accept() ends.
+        send(
+            &mut enc,
+            Frame::GoAway {
+                last_good_stream_id: 0,
+                status: goaway::OK,
+            },
+        );
+        send(
+            &mut enc,
+            Frame::SynStream {
+                stream_id: 5,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: Headers::default(),
+            },
+        );
+        assert_eq!(
+            next().await,
+            Frame::RstStream {
+                stream_id: 5,
+                status: rst::REFUSED_STREAM
+            }
+        );
+        assert!(server.accept().await.is_none());
+    }
+
     #[tokio::test]
     async fn closing_ends_the_peer_and_its_streams() {
         let (client, server) = pair();
