@@ -115,7 +115,11 @@ pub async fn run(http: &Http, disc: &Discovery, a: &ExecArgs) -> Result<()> {
             "cannot exec into a container in a completed pod; current phase is {phase}"
         )));
     }
-    let container = pick_container(&pod, a.container.as_deref())?;
+    let container = match a.container.as_deref().filter(|c| !c.is_empty()) {
+        // kubectl leaves an unknown name to the server.
+        Some(c) => c.to_string(),
+        None => pick_container(&pod, None)?,
+    };
     let mut tty = a.tty && a.stdin;
     if tty && !std::io::stdin().is_terminal() {
         tty = false;

@@ -108,7 +108,18 @@ pub async fn run(http: &Http, disc: &Discovery, a: &LogsArgs) -> Result<()> {
     let timeout = parse_flag_duration("--pod-running-timeout", &a.pod_running_timeout)?;
     // Check the flags before any request.
     log_query(a, "")?;
-    let pod = resolve_pod(http, disc, &a.target, timeout.max(Duration::from_secs(1))).await?;
+    let pod = resolve_pod(http, disc, &a.target, timeout.max(Duration::from_secs(1)))
+        .await
+        .map_err(|e| match e {
+            // kubectl's resource builder words a missing object this way for `logs`.
+            CtlError::Server { reason, message } if reason == "NotFound" => {
+                CtlError::Local(format!(
+                    "error from server (NotFound): {message} in namespace \"{}\"",
+                    http.namespace
+                ))
+            }
+            other => other,
+        })?;
     let requested = a.container.as_deref().or(a.container_arg.as_deref());
     let container = pick_container(&pod, requested)?;
     let query = log_query(a, &container)?;

@@ -138,12 +138,11 @@ pub fn by_logging(a: &Value, b: &Value) -> std::cmp::Ordering {
     key(a).cmp(&key(b))
 }
 
-/// The container to use: `-c`, else the default-container annotation, else the first one
-/// (saying so on stderr when there was a choice). Unknown `-c` names are left to the server.
+/// The container to use: `-c` (which must exist in the pod: kubectl `logs` checks that
+/// itself; `exec` passes `-c` to the server unchecked), else the default-container annotation,
+/// else the first one (saying so on stderr when there was a choice).
 pub fn pick_container(pod: &Value, requested: Option<&str>) -> Result<String> {
-    if let Some(c) = requested.filter(|c| !c.is_empty()) {
-        return Ok(c.to_string());
-    }
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let names = |field: &str| -> Vec<String> {
         pod["spec"][field]
             .as_array()
@@ -153,17 +152,29 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> Result<String> {
             .collect()
     };
     let containers = names("containers");
+    if let Some(c) = requested.filter(|c| !c.is_empty()) {
+        let known = containers
+            .iter()
+            .chain(&names("initContainers"))
+            .chain(&names("ephemeralContainers"))
+            .any(|n| n == c);
+        return if known {
+            Ok(c.to_string())
+        } else {
+            Err(CtlError::local(format!(
+                "container {c} is not valid for pod {pod_name}"
+            )))
+        };
+    }
     if let Some(annotated) = pod["metadata"]["annotations"][DEFAULT_CONTAINER_ANNOTATION].as_str()
         && containers.iter().any(|c| c == annotated)
     {
         return Ok(annotated.to_string());
     }
-    let first = containers.first().cloned().ok_or_else(|| {
-        CtlError::local(format!(
-            "pod {} does not have any containers",
-            pod["metadata"]["name"].as_str().unwrap_or_default()
-        ))
-    })?;
+    let first = containers
+        .first()
+        .cloned()
+        .ok_or_else(|| CtlError::local(format!("pod {pod_name} does not have any containers")))?;
     if containers.len() > 1 {
         let mut all = containers.clone();
         all.extend(
@@ -261,10 +272,15 @@ mod tests {
     fn picks_the_container() {
         let pod = json!({"metadata": {"name": "p", "annotations": {DEFAULT_CONTAINER_ANNOTATION: "side"}},
                          "spec": {"containers": [{"name": "web"}, {"name": "side"}]}});
-        assert_eq!(pick_container(&pod, Some("web")).ok(), Some("web".into()));
-        assert_eq!(pick_container(&pod, None).ok(), Some("side".into()));
+        let pick = |pod: &Value, c| pick_container(pod, c).map_err(|e| e.to_string());
+        assert_eq!(pick(&pod, Some("web")), Ok("web".into()));
+        assert_eq!(pick(&pod, None), Ok("side".into()));
+        assert_eq!(
+            pick(&pod, Some("nope")),
+            Err("error: container nope is not valid for pod p".into())
+        );
         let plain = json!({"spec": {"containers": [{"name": "web"}, {"name": "side"}]}});
-        assert_eq!(pick_container(&plain, None).ok(), Some("web".into()));
-        assert!(pick_container(&json!({"metadata": {"name": "p"}, "spec": {}}), None).is_err());
+        assert_eq!(pick(&plain, None), Ok("web".into()));
+        assert!(pick(&json!({"metadata": {"name": "p"}, "spec": {}}), None).is_err());
     }
 }

@@ -41,6 +41,9 @@ pub enum Error {
     /// The kubelet API's TLS material is missing or unusable.
     #[error("kubelet API TLS: {0}")]
     Tls(String),
+    /// A container could not be started (waiting reason `RunContainerError`).
+    #[error("{0}")]
+    StartContainer(String),
     /// The API server or the runtime's plumbing failed (not something a pod shows).
     #[error("{0}")]
     Runtime(String),
@@ -84,6 +87,7 @@ impl Error {
             Error::ErrImageNeverPull { .. } => Some("ErrImageNeverPull"),
             // A store or verification failure during a pull is still a failed pull to the user.
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
+            Error::StartContainer(_) => Some("RunContainerError"),
             Error::Archive(_)
             | Error::Rootfs(_)
             | Error::Tls(_)

@@ -13,7 +13,9 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod process;
 pub mod server;
+pub mod shim;
 pub mod simulated;
 
 pub use error::{Error, Result};

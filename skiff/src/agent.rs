@@ -1,11 +1,24 @@
-//! `skiff agent --runtime simulated`: a fleet of hollow nodes in one process; `skiff agent image`
-//! manages the node's image store.
+//! `skiff agent`: the node agent (`--runtime runc|process`), or a fleet of hollow nodes
+//! (`--runtime simulated`); `skiff agent image` manages the node's image store and
+//! `skiff agent reset` removes everything an agent left on the node.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kubelet::agent::{Agent, AgentConfig};
 use kubelet::simulated::{Fleet, FleetConfig};
+
+use crate::agent_image::DEFAULT_DATA_DIR;
 
 /// Container runtimes the agent can drive.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuntimeKind {
+    /// Real containers: OCI images, runc, overlayfs, a network namespace per pod (root).
+    Runc,
+    /// Plain host processes without isolation, for unprivileged development.
+    Process,
     /// Hollow nodes: register, heartbeat, report pods Running; run nothing.
     Simulated,
 }
@@ -18,16 +31,50 @@ pub struct AgentArgs {
     command: Option<AgentCommand>,
     #[command(flatten)]
     client: crate::kubeconfig::ClientFlags,
-    /// Container runtime (only `simulated` exists so far).
+    /// Container runtime.
     #[arg(long, value_enum, required = true)]
     runtime: Option<RuntimeKind>,
-    /// Number of simulated nodes.
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where the agent keeps images, container state, pod volumes and logs.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The node's InternalIP, where the API server reaches the kubelet API.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: IpAddr,
+    /// Port of the kubelet API (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// The node's pod CIDR (a /24 of the cluster's 10.244.0.0/16).
+    #[arg(long, default_value = "10.244.0.0/24")]
+    pod_cidr: String,
+    /// Name of the node's pod bridge (one per node; agents sharing a network namespace need
+    /// different ones).
+    #[arg(long, default_value = "skiff0")]
+    cni_bridge: String,
+    /// Capacity overrides as NAME=QUANTITY (e.g. cpu=2,memory=4Gi,pods=50).
+    #[arg(long, value_delimiter = ',')]
+    capacity: Vec<String>,
+    /// First crash-loop back-off delay (Kubernetes: 10s), doubled per restart.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    crash_loop_backoff: Duration,
+    /// Longest crash-loop back-off delay (Kubernetes: 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    crash_loop_backoff_max: Duration,
+    /// Cluster DNS server addresses given to ClusterFirst pods.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Number of simulated nodes (`--runtime simulated`).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// Simulated node names are this prefix plus an index.
     #[arg(long, default_value = "sim-")]
     node_name_prefix: String,
-    /// Index of the first node.
+    /// Index of the first simulated node.
     #[arg(long, default_value_t = 0)]
     first_index: usize,
 }
@@ -37,13 +84,47 @@ pub struct AgentArgs {
 pub enum AgentCommand {
     /// Manages the node's image store (load OCI archives, list images).
     Image(crate::agent_image::ImageArgs),
+    /// Stops and removes every container and pod sandbox the agent left on this node.
+    Reset(ResetArgs),
 }
 
-/// Runs the fleet until SIGTERM/SIGINT, or the given subcommand.
+/// Flags of `skiff agent reset`.
+#[derive(clap::Args, Debug)]
+pub struct ResetArgs {
+    /// The runtime whose containers to remove.
+    #[arg(long, value_enum)]
+    runtime: RuntimeKind,
+    /// The agent's data dir.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The node's pod CIDR (as given to the agent).
+    #[arg(long, default_value = "10.244.0.0/24")]
+    pod_cidr: String,
+    /// The node's pod bridge (as given to the agent).
+    #[arg(long, default_value = "skiff0")]
+    cni_bridge: String,
+}
+
+/// A Go-style duration flag: `500ms`, `10s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    Duration::try_from(d).map_err(|_| format!("duration {s:?} must not be negative"))
+}
+
+/// Runs the agent until SIGTERM/SIGINT, or the given subcommand.
 pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
-    if let Some(AgentCommand::Image(image)) = args.command {
-        crate::agent_image::run(image).await;
-        return Ok(());
+    match args.command {
+        Some(AgentCommand::Image(image)) => {
+            crate::agent_image::run(image).await;
+            return Ok(());
+        }
+        Some(AgentCommand::Reset(reset)) => return reset_node(reset).await,
+        None => {}
     }
     let client = args.client.client()?;
     match args.runtime {
@@ -63,5 +144,89 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             fleet.stop();
             Ok(())
         }
+        Some(kind) => {
+            let config = agent_config(&args)?;
+            let (driver, puller) =
+                crate::agent_runtime::build(kind, &args.data_dir, &config, &args.cni_bridge)?;
+            let agent = Agent::start(client, config, driver, puller).await?;
+            crate::server::shutdown_signal().await;
+            // Containers keep running; the next agent adopts them.
+            drop(agent);
+            Ok(())
+        }
+    }
+}
+
+fn agent_config(args: &AgentArgs) -> Result<AgentConfig, runtime::Error> {
+    let node_name = match &args.node_name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .map_err(|e| {
+                runtime::Error::Request(format!("--node-name not given and no host name: {e}"))
+            })?,
+    };
+    let mut config = AgentConfig::new(node_name, &args.data_dir);
+    config.node_ip = args.node_ip;
+    config.kubelet_port = Some(args.kubelet_port);
+    config.pod_cidr = Some(args.pod_cidr.clone());
+    config.capacity_overrides = parse_capacity(&args.capacity)?;
+    config.backoff_initial = args.crash_loop_backoff;
+    config.backoff_max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
+    config.cluster_dns = args.cluster_dns.clone();
+    config.cluster_domain = args.cluster_domain.clone();
+    Ok(config)
+}
+
+fn parse_capacity(items: &[String]) -> Result<BTreeMap<String, String>, runtime::Error> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() && runtime::objects::Quantity::parse(v).is_ok() => {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(runtime::Error::Request(format!(
+                "--capacity: {item:?} is not NAME=QUANTITY"
+            ))),
+        })
+        .collect()
+}
+
+async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
+    let mut config = AgentConfig::new("reset", &args.data_dir);
+    config.pod_cidr = Some(args.pod_cidr.clone());
+    let (driver, _) =
+        crate::agent_runtime::build(args.runtime, &args.data_dir, &config, &args.cni_bridge)?;
+    let removed =
+        tokio::task::spawn_blocking(move || kubelet::agent::remove_everything(driver.as_ref()))
+            .await
+            .map_err(|e| runtime::Error::Request(format!("reset failed: {e}")))?
+            .map_err(|e| runtime::Error::Request(e.to_string()))?;
+    println!(
+        "removed {} containers and {} pod sandboxes",
+        removed.0, removed.1
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kubernetes_flags() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn capacity_overrides_need_quantities() {
+        let ok = parse_capacity(&["cpu=2".into(), "memory=4Gi".into()]).expect("valid");
+        assert_eq!(ok["memory"], "4Gi");
+        assert!(parse_capacity(&["cpu".into()]).is_err());
+        assert!(parse_capacity(&["cpu=lots".into()]).is_err());
     }
 }

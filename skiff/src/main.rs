@@ -2,6 +2,7 @@
 
 mod agent;
 mod agent_image;
+mod agent_runtime;
 mod bench;
 mod controllers;
 mod kubeconfig;
@@ -28,13 +29,23 @@ enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Runs the controller manager alone (leader-elected, so several may run).
     Controllers(controllers::ControllersArgs),
-    /// Runs a node agent (so far: a fleet of simulated nodes).
+    /// Runs a node agent: real containers (`--runtime runc`), host processes (`process`) or
+    /// simulated nodes (`simulated`).
     Agent(agent::AgentArgs),
     /// Runs a benchmark and prints the figures next to Skiff's targets.
     Bench(bench::BenchArgs),
 }
 
 fn main() {
+    // The per-container shim (`skiff agent shim DIR`) is started by the agent for every
+    // container and lives as long as it: no async runtime, no logging set-up, no clap.
+    let mut raw = std::env::args_os().skip(1);
+    if raw.next().is_some_and(|a| a == "agent") && raw.next().is_some_and(|a| a == "shim") {
+        std::process::exit(match kubelet::shim::main(raw) {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

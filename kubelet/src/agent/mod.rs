@@ -10,6 +10,7 @@ mod containers;
 mod events;
 mod hooks;
 mod images;
+mod lookup;
 pub mod plan;
 mod pod_files;
 mod probes;
@@ -257,6 +258,9 @@ impl Agent {
         tasks.push(tokio::spawn(
             async move { s.clean_up_orphans().await }.instrument(info_span!("orphans")),
         ));
+        if let Some(port) = shared.config.kubelet_port {
+            tasks.push(shared.serve_kubelet_api(port).await?);
+        }
         info!(node = %shared.config.node_name, runtime = shared.runtime.name(), "agent running");
         Ok(Agent { shared, tasks })
     }
@@ -272,6 +276,37 @@ impl Agent {
 }
 
 impl Shared {
+    /// Binds the kubelet API (logs, exec) on the node's address with a self-signed certificate
+    /// and serves it until the agent stops.
+    async fn serve_kubelet_api(self: &Arc<Self>, port: u16) -> runtime::Result<JoinHandle<()>> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            runtime::Error::Request(format!("kubelet API: {what}: {e}"))
+        };
+        let addr = std::net::SocketAddr::new(self.config.node_ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| failed(&format!("binding {addr}"), &e))?;
+        let cert =
+            crate::server::ServingCert::self_signed(&self.config.node_name, &[self.config.node_ip])
+                .map_err(|e| failed("serving certificate", &e))?;
+        let tls = cert
+            .server_config()
+            .map_err(|e| failed("TLS configuration", &e))?;
+        let app = crate::server::KubeletApi {
+            runtime: self.runtime.clone(),
+            lookup: Arc::new(lookup::AgentLookup {
+                shared: Arc::downgrade(self),
+            }),
+        }
+        .router();
+        info!(%addr, "kubelet API listening");
+        Ok(tokio::spawn(async move {
+            if let Err(e) = crate::server::serve(listener, tls, app, std::future::pending()).await {
+                warn!(error = %e, "kubelet API stopped");
+            }
+        }))
+    }
+
     fn on_pod(&self, weak: &Weak<Shared>, ev: &Event<Pod>) {
         let pod = ev.object();
         let Some(uid) = pod.metadata.uid.clone() else {

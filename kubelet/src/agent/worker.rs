@@ -277,7 +277,7 @@ impl Worker {
         {
             Ok(c) => c,
             Err(e) => {
-                let reason = e.reason().unwrap_or("CreateContainerConfigError");
+                let reason = "CreateContainerConfigError";
                 super::events::warning(s, pod, Some(name), "Failed", &format!("Error: {e}")).await;
                 self.waiting.insert(
                     name.to_string(),

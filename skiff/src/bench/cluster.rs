@@ -23,6 +23,8 @@ const HISTORY: usize = 200_000;
 pub struct LocalCluster {
     /// A client of the server.
     pub client: Client,
+    /// The server's URL (for components started as separate processes).
+    pub url: String,
     /// The simulated nodes.
     pub fleet: Option<Fleet>,
     stop: watch::Sender<bool>,
@@ -63,6 +65,7 @@ impl LocalCluster {
                 .await
         });
         let client = Client::new(runtime::config::Config::from_url(&url))?;
+        let server_url = url.clone();
         let started = std::time::Instant::now();
         let fleet = Fleet::start(
             client.clone(),
@@ -79,6 +82,7 @@ impl LocalCluster {
         );
         Ok(LocalCluster {
             client,
+            url: server_url,
             fleet: Some(fleet),
             stop,
             components: Vec::new(),

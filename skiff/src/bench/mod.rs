@@ -18,6 +18,7 @@ mod payload;
 mod report;
 mod rollout;
 mod scheduling;
+mod startup;
 mod stats;
 mod watch;
 
@@ -67,6 +68,8 @@ enum What {
     Scheduler(scheduling::SchedulerBench),
     /// Time for a large Deployment to become available and to roll out an update.
     Controllers(rollout::ControllersBench),
+    /// Pod startup latency (single pods and a burst) and memory of a real node agent.
+    Startup(startup::StartupBench),
 }
 
 /// Which backends to measure.
@@ -165,6 +168,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         What::Controllers(b) => {
             return rollout::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Startup(b) => {
+            return startup::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }

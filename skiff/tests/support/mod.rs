@@ -10,6 +10,8 @@ use serde_json::Value;
 #[path = "../../../apiserver/tests/support/etcd.rs"]
 pub mod etcd;
 
+pub mod agent;
+
 /// Which store the server runs on.
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -58,7 +60,7 @@ where
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral loopback port")
         .local_addr()

@@ -1,0 +1,58 @@
+//! Builds the container runtime driver (and, for runc, the pod network and image puller) that
+//! `skiff agent` and `skiff agent reset` drive.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kubelet::agent::AgentConfig;
+use kubelet::cri::{ContainerRuntime, PodNetwork};
+use kubelet::image::{Puller, PullerConfig, Store};
+use kubelet::network::{CniNetwork, NetworkConfig};
+
+use crate::agent::RuntimeKind;
+
+/// A driver and the image puller it needs.
+pub type Built = (Arc<dyn ContainerRuntime>, Option<Arc<Puller>>);
+
+/// The driver for `kind` keeping its state under `data_dir`, and the puller it needs (none
+/// for the process driver, which runs host commands).
+pub fn build(
+    kind: RuntimeKind,
+    data_dir: &Path,
+    config: &AgentConfig,
+    bridge: &str,
+) -> Result<Built, runtime::Error> {
+    let fail =
+        |what: &str, e: &dyn std::fmt::Display| runtime::Error::Request(format!("{what}: {e}"));
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| fail(&format!("creating {}", data_dir.display()), &e))?;
+    let shim = kubelet::shim::ShimCommand::current_exe(&["agent", "shim"])
+        .map_err(|e| fail("finding the shim", &e))?;
+    match kind {
+        RuntimeKind::Process => {
+            let driver = kubelet::process::ProcessRuntime::new(data_dir, shim)
+                .map_err(|e| fail("process driver", &e))?;
+            Ok((Arc::new(driver), None))
+        }
+        RuntimeKind::Runc => {
+            let cidr = config
+                .pod_cidr
+                .as_deref()
+                .unwrap_or("10.244.0.0/24")
+                .parse()
+                .map_err(|e: String| fail("--pod-cidr", &e))?;
+            let mut net = NetworkConfig::new(cidr, data_dir);
+            net.bridge = bridge.to_string();
+            let _network: Arc<dyn PodNetwork> =
+                Arc::new(CniNetwork::new(net).map_err(|e| fail("pod network", &e))?);
+            let _store = Arc::new(
+                Store::open(data_dir.join("images")).map_err(|e| fail("image store", &e))?,
+            );
+            let _ = (Puller::new, PullerConfig::default);
+            Err(fail("runc driver", &"not merged yet"))
+        }
+        RuntimeKind::Simulated => Err(runtime::Error::Request(
+            "the simulated runtime runs no containers".into(),
+        )),
+    }
+}

@@ -1,0 +1,146 @@
+//! A real `skiff agent` process for a test: spawned against a test server, restartable (to
+//! test adoption), and on drop killed and followed by `skiff agent reset`, which stops and
+//! removes every container and sandbox it left, so no test leaks processes or mounts. runc
+//! agents find a `busybox:latest` image in their store.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{TestServer, free_port, wait_for};
+
+/// A /24 (third octet of 10.244.0.0/16) no other agent of this test process uses; spread by
+/// process id so test binaries running one after another rarely reuse one.
+fn next_subnet() -> u8 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (10 + (std::process::id() * 7 + n) % 240) as u8
+}
+
+/// A node agent child process.
+pub struct TestAgent {
+    child: Option<Child>,
+    /// Node name.
+    pub node: String,
+    /// `--runtime`.
+    pub runtime: String,
+    /// The agent's data dir.
+    pub data_dir: PathBuf,
+    /// Port of its kubelet API.
+    pub kubelet_port: u16,
+    /// Its pod CIDR and bridge: unique per agent, as several share the host's network
+    /// namespace while tests run in parallel.
+    pub pod_cidr: String,
+    bridge: String,
+    kubeconfig: PathBuf,
+    extra: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestAgent {
+    /// Starts an agent named `node` with driver `runtime` against `server`, with fast
+    /// crash-loop back-off (1 s doubling to 8 s) unless `extra` says otherwise; returns once
+    /// its Node is Ready.
+    pub async fn start(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
+        let subnet = next_subnet();
+        let tmp = tempfile::Builder::new()
+            .prefix("skiff-agent-")
+            .tempdir()
+            .expect("tempdir");
+        let mut agent = TestAgent {
+            child: None,
+            node: node.to_string(),
+            runtime: runtime.to_string(),
+            data_dir: tmp.path().to_path_buf(),
+            kubelet_port: free_port(),
+            pod_cidr: format!("10.244.{subnet}.0/24"),
+            bridge: format!("skiff-t{subnet}"),
+            kubeconfig: server.kubeconfig.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tmp: tmp,
+        };
+        if runtime == "runc" {
+            // The busybox image every runc test uses, built offline into the node's store.
+            let store =
+                kubelet::image::Store::open(agent.data_dir.join("images")).expect("image store");
+            kubelet::image::build::store_busybox(
+                &store,
+                "busybox:latest",
+                std::path::Path::new(kubelet::image::build::HOST_BUSYBOX),
+            )
+            .expect("busybox image (busybox-static installed)");
+        }
+        agent.spawn();
+        let client = server.runtime_client();
+        let name = node.to_string();
+        wait_for("the node to be Ready", Duration::from_secs(60), || {
+            let api: runtime::Api<k8s_openapi::api::core::v1::Node> =
+                runtime::Api::all(client.clone());
+            let name = name.clone();
+            async move {
+                let node = api.get(&name).await.ok()?;
+                let ready = node
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(())
+            }
+        })
+        .await;
+        agent
+    }
+
+    /// (Re)starts the agent process on the same data dir.
+    pub fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args([
+                "agent",
+                "--runtime",
+                &self.runtime,
+                "--node-name",
+                &self.node,
+            ])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--kubelet-port", &self.kubelet_port.to_string()])
+            .args(["--pod-cidr", &self.pod_cidr, "--cni-bridge", &self.bridge])
+            .args([
+                "--crash-loop-backoff",
+                "1s",
+                "--crash-loop-backoff-max",
+                "8s",
+            ])
+            .args(&self.extra)
+            .env("SKIFF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn skiff agent");
+        self.child = Some(child);
+    }
+
+    /// `kill -9` the agent; its containers keep running.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "reset", "--runtime", &self.runtime])
+            .args(["--pod-cidr", &self.pod_cidr, "--cni-bridge", &self.bridge])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status();
+    }
+}
