@@ -235,3 +235,70 @@ async fn an_http_upgrade_to_spdy_works_too() {
     assert_eq!(back, b"over plain spdy");
     ended.unwrap();
 }
+
+/// `dial_in_netns` connects to the loopback of the pod's network namespace, not the host's.
+#[tokio::test]
+async fn dialling_into_a_network_namespace_reaches_its_loopback_only() {
+    use kubelet::network::netns;
+    use std::os::fd::AsRawFd;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to create a network namespace");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns_dir = dir.path().join("netns");
+    netns::prepare_dir(&ns_dir).unwrap();
+    let ns = netns::create(&ns_dir, "pod").unwrap();
+    let mut lo_up = std::process::Command::new("ip");
+    lo_up.args(["link", "set", "lo", "up"]);
+    netns::run_in(&mut lo_up, Some(&ns)).unwrap();
+    assert!(
+        lo_up.status().unwrap().success(),
+        "lo up in the pod namespace"
+    );
+    // An echo server listening on the namespace's 127.0.0.1.
+    let inside = ns.clone();
+    let listener = std::thread::spawn(move || {
+        let handle = std::fs::File::open(&inside).unwrap();
+        assert_eq!(
+            unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap()
+    })
+    .join()
+    .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+
+    let mut conn = (portforward::dial_in_netns(ns.clone()))(port)
+        .await
+        .unwrap();
+    conn.write_all(b"inside").await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(DEADLINE, conn.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"inside");
+    // The host's loopback has no such listener.
+    let err = (portforward::dial_host_loopback())(port).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("failed to connect to localhost:{port}, IPv4: ")),
+        "{err}"
+    );
+    netns::delete(&ns).unwrap();
+    netns::release_dir(&ns_dir).unwrap();
+}

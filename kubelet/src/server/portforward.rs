@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::future::{Future, ready};
 use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,10 +59,76 @@ pub struct ForwardTarget {
     pub dial: Dial,
 }
 
-/// Resolves pods for port forwarding: implemented by the agent over its pods.
+/// Resolves pods for port forwarding: implemented by the agent over its pods. Called on a
+/// blocking thread (it may ask the container runtime).
 pub trait PodPorts: Send + Sync + 'static {
     /// The pod `namespace/pod` if it runs here with a network to dial into.
     fn target(&self, namespace: &str, pod: &str) -> Result<ForwardTarget, LookupError>;
+}
+
+/// How long dialling a port in a pod may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Dials `localhost:port` of the host network (host-network pods, the process driver):
+/// 127.0.0.1, then ::1.
+pub fn dial_host_loopback() -> Dial {
+    Arc::new(|port| {
+        Box::pin(async move {
+            let conn = tokio::task::spawn_blocking(move || connect_loopback(port))
+                .await
+                .map_err(io::Error::other)??;
+            conn.set_nonblocking(true)?;
+            TcpStream::from_std(conn)
+        })
+    })
+}
+
+/// Dials `localhost:port` inside the network namespace at `netns` (127.0.0.1, then ::1), as
+/// the CRI runtimes do: a short-lived thread joins the namespace and connects; the socket
+/// keeps belonging to the pod's namespace after the thread is gone.
+pub fn dial_in_netns(netns: PathBuf) -> Dial {
+    Arc::new(move |port| {
+        let netns = netns.clone();
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("portforward-dial".into())
+                .spawn(move || {
+                    let _ = tx.send(join_netns(&netns).and_then(|()| connect_loopback(port)));
+                })?;
+            let conn = rx
+                .await
+                .map_err(|_| io::Error::other("the dialling thread died"))??;
+            conn.set_nonblocking(true)?;
+            TcpStream::from_std(conn)
+        })
+    })
+}
+
+/// Moves the calling thread into the network namespace at `netns`.
+fn join_netns(netns: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::File::open(netns)?;
+    // SAFETY: setns on a valid namespace fd; it only moves the calling thread.
+    if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Connects to `localhost:port` in the calling thread's network namespace, IPv4 first.
+fn connect_loopback(port: u16) -> io::Result<std::net::TcpStream> {
+    let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    match std::net::TcpStream::connect_timeout(&v4, DIAL_TIMEOUT) {
+        Ok(c) => Ok(c),
+        Err(e4) => std::net::TcpStream::connect_timeout(&v6, DIAL_TIMEOUT).map_err(|e6| {
+            io::Error::new(
+                e4.kind(),
+                format!("failed to connect to localhost:{port}, IPv4: {e4} IPv6: {e6}"),
+            )
+        }),
+    }
 }
 
 /// The `/portForward` routes (merged into the kubelet API's router by the agent).
@@ -86,12 +153,20 @@ async fn port_forward(
     let namespace = path.get("namespace").cloned().unwrap_or_default();
     let pod = path.get("pod").cloned().unwrap_or_default();
     let span = tracing::info_span!("port_forward", pod = %format!("{namespace}/{pod}"));
-    let target = match pods.target(&namespace, &pod) {
-        Ok(t) => t,
-        Err(LookupError::PodNotFound | LookupError::ContainerNotFound) => {
+    // The agent's lookup may ask the container runtime (blocking).
+    let lookup = {
+        let (pods, namespace, pod) = (pods.clone(), namespace.clone(), pod.clone());
+        tokio::task::spawn_blocking(move || pods.target(&namespace, &pod)).await
+    };
+    let target = match lookup {
+        Ok(Ok(t)) => t,
+        Err(e) => {
+            return ApiError::internal(format!("port-forward lookup failed: {e}")).into_response();
+        }
+        Ok(Err(LookupError::PodNotFound | LookupError::ContainerNotFound)) => {
             return ApiError::not_found("pods", &pod).into_response();
         }
-        Err(LookupError::Waiting { reason }) => {
+        Ok(Err(LookupError::Waiting { reason })) => {
             return ApiError::bad_request(format!("pod {pod} is not running yet: {reason}"))
                 .into_response();
         }
