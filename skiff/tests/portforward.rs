@@ -403,3 +403,73 @@ async fn a_direct_spdy_upgrade_is_relayed_too() {
         .unwrap()
         .unwrap();
 }
+
+/// A TCP echo server in Python, for the process driver (its containers are host processes).
+const PY_ECHO: &str = "
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen()
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+";
+
+/// The whole path with a real node agent: kubectl → skiff server → `skiff agent --runtime
+/// process`'s kubelet API → the pod's echo server (host network: the process driver).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_through_a_real_agent() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipping: the pod's echo server needs /usr/bin/python3");
+        return;
+    }
+    let server = TestServer::start_server().await;
+    let _agent = support::agent::TestAgent::start(&server, "node-pf", "process", &[]).await;
+    let port = support::free_port();
+    let api = server.client();
+    let created = api
+        .post(
+            "/api/v1/namespaces/default/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo"},
+                    "spec": {"nodeName": "node-pf", "containers": [{
+                        "name": "echo", "image": "python",
+                        "command": ["/usr/bin/python3", "-c", PY_ECHO, port.to_string()]}]}}),
+        )
+        .await;
+    assert_eq!(created.code, 201, "{:?}", created.body);
+    support::wait_for("the echo pod to run", DEADLINE, || {
+        let api = api.clone();
+        async move {
+            let pod = api.get("/api/v1/namespaces/default/pods/echo").await.body;
+            (pod["status"]["phase"] == "Running").then_some(())
+        }
+    })
+    .await;
+    // A dial error would end kubectl: wait until the pod listens (host network here).
+    support::wait_for("the pod to listen", DEADLINE, || async move {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let spec = format!("0:{port}");
+    let mut cli = Running::spawn(
+        Path::new(KUBECTL),
+        &server.kubeconfig,
+        &["port-forward", "pod/echo", &spec, "--address", "127.0.0.1"],
+    );
+    let local = cli.forwarded_port(port);
+    assert_eq!(
+        echo_through(local, b"through the agent".to_vec()).await,
+        b"through the agent"
+    );
+}
