@@ -41,6 +41,21 @@ pub enum Error {
     /// The kubelet API's TLS material is missing or unusable.
     #[error("kubelet API TLS: {0}")]
     Tls(String),
+    /// A container could not be created: bad spec, unknown user, image missing from the store
+    /// (waiting reason `CreateContainerError`).
+    #[error("failed to create container: {0}")]
+    CreateContainer(String),
+    /// The runtime has no container with this id.
+    #[error("no such container {0}")]
+    ContainerNotFound(String),
+    /// A `runc` command failed; `message` is what runc said.
+    #[error("runc {command} failed: {message}")]
+    Runc {
+        /// The runc subcommand (`kill`, `delete`, ...).
+        command: String,
+        /// runc's error output.
+        message: String,
+    },
     /// A container could not be started (waiting reason `RunContainerError`).
     #[error("{0}")]
     StartContainer(String),
@@ -88,10 +103,13 @@ impl Error {
             // A store or verification failure during a pull is still a failed pull to the user.
             Error::Store(_) | Error::Io { .. } => Some("ErrImagePull"),
             Error::StartContainer(_) => Some("RunContainerError"),
+            Error::CreateContainer(_) => Some("CreateContainerError"),
             Error::Archive(_)
             | Error::Rootfs(_)
             | Error::Tls(_)
             | Error::Runtime(_)
+            | Error::ContainerNotFound(_)
+            | Error::Runc { .. }
             | Error::Cni { .. }
             | Error::Network(_) => None,
         }

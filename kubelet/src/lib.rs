@@ -14,6 +14,7 @@ pub mod logs;
 pub mod network;
 pub mod node;
 pub mod process;
+pub mod runc;
 pub mod server;
 pub mod shim;
 pub mod simulated;

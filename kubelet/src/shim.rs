@@ -294,9 +294,13 @@ fn start(
             ..
         } => {
             let pid_file = bundle.join("init.pid");
+            let runc_log = bundle.join(RUNC_LOG);
             let output = Command::new(runc)
                 .arg("--root")
                 .arg(root)
+                .arg("--log")
+                .arg(&runc_log)
+                .args(["--log-format", "json"])
                 .args(["create", "--bundle"])
                 .arg(bundle)
                 .arg("--pid-file")
@@ -308,7 +312,12 @@ fn start(
                 .status()
                 .map_err(|e| format!("running {}: {e}", runc.display()))?;
             if !output.success() {
-                return Err(format!("runc create failed: {}", runc_message(bundle)));
+                return Err(runc_message(&runc_log).unwrap_or_else(|| {
+                    format!(
+                        "runc create failed ({output}); see the container log (bundle {})",
+                        bundle.display()
+                    )
+                }));
             }
             let pid: i32 = std::fs::read_to_string(&pid_file)
                 .ok()
@@ -334,10 +343,24 @@ fn start(
     }
 }
 
-/// runc writes its errors to its log (JSON lines) when given `--log`; without one they went to
-/// the container's stderr pipe, which the copier already logged. Point at the log file.
-fn runc_message(bundle: &Path) -> String {
-    format!("see the container log (bundle {})", bundle.display())
+/// runc's own log (JSON lines) for `runc create`, kept in the bundle.
+pub const RUNC_LOG: &str = "runc.log";
+
+/// The last error runc logged (`{"level":"error","msg":...}` lines of its `--log`), e.g.
+/// `runc create failed: unable to start container process: exec: "nope": executable file not
+/// found in $PATH`.
+fn runc_message(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    last_runc_error(&text)
+}
+
+/// The message of the last error-level line of a runc JSON log (pure, for tests).
+pub fn last_runc_error(log: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error" || v["level"] == "fatal")
+        .filter_map(|v| v["msg"].as_str().map(|m| m.trim().to_string()))
+        .rfind(|m| !m.is_empty())
 }
 
 /// Reaps children until `pid` exits; returns its shell-style exit code.
@@ -456,6 +479,60 @@ impl LogWriter {
         if let Ok(file) = std::fs::File::create(&self.path) {
             self.file = file;
             self.size = 0;
+        }
+    }
+}
+
+/// The state of the container in `dir` as its shim's files tell it: not started (or failed to
+/// start) → `Created`; an exit file → `Exited`; else `Running` while its process exists, and
+/// `Unknown` when the process is gone without an exit record (the host rebooted, the shim was
+/// killed). Both drivers read their containers' states this way, so an agent that restarted
+/// sees exactly what the shims saw.
+pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
+    use crate::cri::ContainerState;
+    let Some(Started {
+        pid: Some(pid), at, ..
+    }) = read_state::<Started>(&dir.join(STARTED_FILE))
+    else {
+        return ContainerState::Created;
+    };
+    let exited = |e: Exited| ContainerState::Exited {
+        started_at: at,
+        finished_at: e.at,
+        exit_code: e.exit_code,
+        oom_killed: e.oom_killed,
+    };
+    if let Some(e) = read_state::<Exited>(&dir.join(EXIT_FILE)) {
+        return exited(e);
+    }
+    // SAFETY: signal 0 only checks that the process exists (a zombie not yet reaped by the
+    // shim still counts: its exit is about to be recorded).
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return ContainerState::Running { started_at: at };
+    }
+    // It may have exited between the two looks.
+    match read_state::<Exited>(&dir.join(EXIT_FILE)) {
+        Some(e) => exited(e),
+        None => ContainerState::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_last_runc_error() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            (r#"{"level":"info","msg":"hi"}"#, None),
+            (
+                "{\"level\":\"error\",\"msg\":\"first\"}\nnot json\n{\"level\":\"error\",\"msg\":\"exec: \\\"nope\\\": not found\"}\n{\"level\":\"info\",\"msg\":\"x\"}",
+                Some("exec: \"nope\": not found"),
+            ),
+        ];
+        for (log, want) in cases {
+            assert_eq!(last_runc_error(log).as_deref(), *want, "{log}");
         }
     }
 }

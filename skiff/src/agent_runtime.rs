@@ -8,6 +8,7 @@ use kubelet::agent::AgentConfig;
 use kubelet::cri::{ContainerRuntime, PodNetwork};
 use kubelet::image::{Puller, PullerConfig, Store};
 use kubelet::network::{CniNetwork, NetworkConfig};
+use kubelet::runc::{RuncConfig, RuncRuntime};
 
 use crate::agent::RuntimeKind;
 
@@ -43,13 +44,21 @@ pub fn build(
                 .map_err(|e: String| fail("--pod-cidr", &e))?;
             let mut net = NetworkConfig::new(cidr, data_dir);
             net.bridge = bridge.to_string();
-            let _network: Arc<dyn PodNetwork> =
+            let network: Arc<dyn PodNetwork> =
                 Arc::new(CniNetwork::new(net).map_err(|e| fail("pod network", &e))?);
-            let _store = Arc::new(
+            let store = Arc::new(
                 Store::open(data_dir.join("images")).map_err(|e| fail("image store", &e))?,
             );
-            let _ = (Puller::new, PullerConfig::default);
-            Err(fail("runc driver", &"not merged yet"))
+            let driver = RuncRuntime::new(RuncConfig {
+                data_dir: data_dir.to_path_buf(),
+                runc: "runc".into(),
+                shim,
+                store: store.clone(),
+                network: Some(network),
+            })
+            .map_err(|e| fail("runc driver", &e))?;
+            let puller = Arc::new(Puller::new(store, PullerConfig::default()));
+            Ok((Arc::new(driver), Some(puller)))
         }
         RuntimeKind::Simulated => Err(runtime::Error::Request(
             "the simulated runtime runs no containers".into(),

@@ -2,7 +2,6 @@
 //! (with the image's defaults), the environment, the mounts and limits, the log file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
@@ -20,20 +19,23 @@ pub(crate) async fn container_config(
     image: &Option<PulledImage>,
     attempt: u32,
 ) -> Result<ContainerConfig> {
-    let _ = (sandbox, image);
     let env: Vec<String> = container
         .env
         .iter()
         .flatten()
         .map(|e| format!("{}={}", e.name, e.value.clone().unwrap_or_default()))
         .collect();
-    let argv: Vec<String> = container
-        .command
-        .iter()
-        .flatten()
-        .chain(container.args.iter().flatten())
-        .cloned()
-        .collect();
+    let command = container.command.clone().unwrap_or_default();
+    let args = container.args.clone().unwrap_or_default();
+    // The image's Entrypoint/Cmd fill in what the pod leaves out (runc; the process driver
+    // has no images, so the pod's command is all there is).
+    let argv = match (image, &s.puller) {
+        (Some(image), Some(puller)) => {
+            let config = puller.store().image_config(&image.name)?;
+            crate::image::config::container_argv(&config, &command, &args)
+        }
+        _ => command.into_iter().chain(args).collect(),
+    };
     if argv.is_empty() {
         return Err(Error::Runtime(format!(
             "container {} has no command and its image gives none",
@@ -76,6 +78,3 @@ pub(crate) fn resources(container: &Container) -> Resources {
         memory_limit_bytes: quantity(limits, "memory").map(|q| q.value_ceil().max(0) as u64),
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: PathBuf) {}

@@ -201,19 +201,27 @@ fn format_delay(d: Duration) -> String {
     }
 }
 
-/// Exited attempts older than the latest are removed: the latest one carries the last
-/// termination state, and `logs --previous` reads log files, which outlive their containers.
+/// Exited attempts older than the two newest are removed: the newest is the container, the one
+/// before it carries the last termination state (`lastState`); `logs --previous` reads log
+/// files, which outlive their containers.
 fn remove_stale_attempts<'s>(
     specs: impl Iterator<Item = &'s Container>,
     input: &PlanInput<'_>,
     plan: &mut Plan,
 ) {
     for spec in specs {
-        let Some(newest) = latest(input.containers, &spec.name).map(|c| c.attempt) else {
+        let mut attempts: Vec<u32> = input
+            .containers
+            .iter()
+            .filter(|c| c.name == spec.name)
+            .map(|c| c.attempt)
+            .collect();
+        attempts.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&keep_from) = attempts.get(1) else {
             continue;
         };
         for c in input.containers.iter().filter(|c| c.name == spec.name) {
-            if c.attempt < newest && matches!(c.state, ContainerState::Exited { .. }) {
+            if c.attempt < keep_from && matches!(c.state, ContainerState::Exited { .. }) {
                 plan.actions.push(Action::Remove { id: c.id.clone() });
             }
         }
@@ -353,13 +361,18 @@ mod tests {
     #[test]
     fn liveness_failure_kills_and_stale_attempts_are_removed() {
         let p = pod("Always", &[], &["a", "b"]);
-        let c = [exited("a", 0, 1, 1), running("a", 1), running("b", 0)];
+        let c = [
+            exited("a", 0, 1, 1),
+            exited("a", 1, 1, 2),
+            running("a", 2),
+            running("b", 0),
+        ];
         assert_eq!(
             run(&p, &c, &["a"], 5).actions,
             vec![
                 Action::Remove { id: "a-0".into() },
                 Action::Kill {
-                    id: "a-1".into(),
+                    id: "a-2".into(),
                     name: "a".into()
                 }
             ]

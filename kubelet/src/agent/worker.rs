@@ -424,6 +424,14 @@ impl Worker {
         .await
     }
 
+    /// Start errors by container id, for the status' StartError terminations.
+    pub(crate) fn start_error_messages(&self) -> HashMap<String, String> {
+        self.start_failures
+            .iter()
+            .map(|(id, (message, _))| (id.clone(), message.clone()))
+            .collect()
+    }
+
     /// Computes the pod status and writes it when it changed.
     async fn report(
         &mut self,

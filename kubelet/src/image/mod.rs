@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod config;
 pub mod credentials;
 pub mod layer;
 pub mod platform;
@@ -12,6 +13,7 @@ pub mod reference;
 pub mod rootfs;
 pub mod store;
 
+pub use config::ImageConfig;
 pub use credentials::{Credentials, DockerConfig};
 pub use policy::PullPolicy;
 pub use pull::{PulledImage, Puller, PullerConfig};

@@ -4,7 +4,8 @@
 use std::process::Stdio;
 
 use axum::extract::ws::{
-    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code,
+    rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, Method};
@@ -108,7 +109,7 @@ async fn prepare(
     query: Option<&str>,
 ) -> Result<(ExecRequest, std::process::Command), ApiError> {
     let req = ExecRequest::from_query(query.unwrap_or(""))?;
-    let found = api.find(namespace, pod, container)?;
+    let found = api.find(namespace, pod, container).await?;
     let runtime = api.runtime.clone();
     let argv = req.argv.clone();
     let (state, command) = tokio::task::spawn_blocking(move || {
@@ -167,7 +168,7 @@ async fn session(
                     channel::frame(channel::ERROR, status.to_string().as_bytes()).into(),
                 ))
                 .await;
-            let _ = sink.close().await;
+            close_normally(&mut sink).await;
             return;
         }
     };
@@ -195,7 +196,7 @@ async fn session(
                 return;
             }
         }
-        let _ = sink.close().await;
+        close_normally(&mut sink).await;
     });
     let mut stdin = child.stdin.take();
     let input = async {
@@ -245,6 +246,18 @@ async fn session(
         }
     }
     // kill_on_drop ends a command whose client left.
+}
+
+/// Ends the session with a normal-closure code: clients (client-go) treat a close frame
+/// without one as an error even after a status arrived.
+async fn close_normally(sink: &mut futures::stream::SplitSink<WebSocket, Message>) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code::NORMAL,
+            reason: "".into(),
+        })))
+        .await;
+    let _ = sink.close().await;
 }
 
 /// Copies one output pipe to the client on `channel`.

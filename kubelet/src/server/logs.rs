@@ -49,7 +49,7 @@ async fn open(
         OptionsError::Malformed(m) => ApiError::bad_request(m),
         OptionsError::Invalid(causes) => ApiError::invalid("PodLogOptions", pod, &causes),
     })?;
-    let found = api.find(namespace, pod, container)?;
+    let found = api.find(namespace, pod, container).await?;
     let previous_missing = || {
         ApiError::bad_request(format!(
             "previous terminated container \"{container}\" in pod \"{pod}\" not found"

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 /// The agent's view of which containers run on the node, as the kubelet API needs it.
 ///
 /// Implemented by the agent over its pod workers' state (and by tests over a container they
-/// made). `find` is called on the request path, so it must answer from memory without blocking
-/// on I/O. Whether the container still runs is asked of the runtime, not of this trait, so the
-/// agent only has to know names, ids and log locations.
+/// made). `find` runs on a blocking thread, once per request, so it may ask the runtime.
+/// Whether the container still runs is asked of the runtime, not of this trait, so the agent
+/// only has to know names, ids and log locations.
 pub trait ContainerLookup: Send + Sync + 'static {
     /// The newest container (running or exited) of `container` in pod `namespace/pod`.
     fn find(

@@ -68,23 +68,31 @@ impl KubeletApi {
     }
 
     /// The newest container of `namespace/pod/container`, or the `Status` saying why not.
-    fn find(
+    /// The lookup runs on a blocking thread: implementations may ask the runtime.
+    async fn find(
         &self,
         namespace: &str,
         pod: &str,
         container: &str,
     ) -> Result<FoundContainer, ApiError> {
-        self.lookup
-            .find(namespace, pod, container)
-            .map_err(|e| match e {
-                LookupError::PodNotFound => ApiError::not_found("pods", pod),
-                LookupError::ContainerNotFound => ApiError::bad_request(format!(
-                    "container {container} is not valid for pod {pod}"
-                )),
-                LookupError::Waiting { reason } => ApiError::bad_request(format!(
-                    "container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"
-                )),
-            })
+        let lookup = self.lookup.clone();
+        let (ns, p, c) = (
+            namespace.to_string(),
+            pod.to_string(),
+            container.to_string(),
+        );
+        let found = tokio::task::spawn_blocking(move || lookup.find(&ns, &p, &c))
+            .await
+            .map_err(|e| ApiError::internal(format!("container lookup failed: {e}")))?;
+        found.map_err(|e| match e {
+            LookupError::PodNotFound => ApiError::not_found("pods", pod),
+            LookupError::ContainerNotFound => {
+                ApiError::bad_request(format!("container {container} is not valid for pod {pod}"))
+            }
+            LookupError::Waiting { reason } => ApiError::bad_request(format!(
+                "container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"
+            )),
+        })
     }
 }
 
@@ -100,7 +108,15 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving once it passes.
+                    tracing::warn!(error = %e, "kubelet API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => return Ok(()),
         };
         let acceptor = acceptor.clone();
