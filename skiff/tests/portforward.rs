@@ -473,3 +473,61 @@ async fn kubectl_port_forward_through_a_real_agent() {
         b"through the agent"
     );
 }
+
+/// With the runc driver the port is dialled inside the pod's network namespace: busybox
+/// httpd in a real container answers through kubectl port-forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_into_a_runc_pod() {
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/sbin/runc").exists() {
+        eprintln!("skipping: needs root and runc");
+        return;
+    }
+    let server = TestServer::start_server().await;
+    let _agent = support::agent::TestAgent::start(&server, "node-runc", "runc", &[]).await;
+    let api = server.client();
+    let created = api
+        .post(
+            "/api/v1/namespaces/default/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "httpd"},
+                    "spec": {"nodeName": "node-runc", "containers": [{
+                        "name": "httpd", "image": "busybox:latest",
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"]}]}}),
+        )
+        .await;
+    assert_eq!(created.code, 201, "{:?}", created.body);
+    let ip: std::net::IpAddr = support::wait_for("the httpd pod to run", DEADLINE, || {
+        let api = api.clone();
+        async move {
+            let pod = api.get("/api/v1/namespaces/default/pods/httpd").await.body;
+            (pod["status"]["phase"] == "Running")
+                .then(|| pod["status"]["podIP"].as_str()?.parse().ok())
+                .flatten()
+        }
+    })
+    .await;
+    // A dial error would end kubectl: wait until httpd listens (reachable on the pod IP).
+    support::wait_for("httpd to listen", DEADLINE, || async move {
+        TcpStream::connect((ip, 8080)).await.ok().map(|_| ())
+    })
+    .await;
+    let mut cli = Running::spawn(
+        Path::new(KUBECTL),
+        &server.kubeconfig,
+        &[
+            "port-forward",
+            "pod/httpd",
+            "0:8080",
+            "--address",
+            "127.0.0.1",
+        ],
+    );
+    let local = cli.forwarded_port(8080);
+    let answer = echo_through(local, b"GET /hostname HTTP/1.0\r\n\r\n".to_vec()).await;
+    let answer = String::from_utf8_lossy(&answer);
+    // The container's /etc/hostname is the pod's name.
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("\r\n\r\nhttpd\n"),
+        "{answer}"
+    );
+}
