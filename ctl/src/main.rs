@@ -25,6 +25,7 @@ mod logs;
 mod manifest;
 mod objects;
 mod pod_select;
+mod port_forward;
 mod print;
 mod rollout;
 mod scale;
@@ -97,6 +98,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Execute a command in a container.
     Exec(exec::ExecArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(port_forward::PortForwardArgs),
     /// Read or change the kubeconfig.
     #[command(subcommand)]
     Config(kubeconfig::ConfigCmd),
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Drain(a) => drain::run(&http, &disc, a).await,
                 Command::Logs(a) => logs::run(&http, &disc, a).await,
                 Command::Exec(a) => exec::run(&http, &disc, a).await,
+                Command::PortForward(a) => port_forward::run(&http, &disc, a).await,
                 Command::Version | Command::Config(_) | Command::Completion { .. } => {
                     unreachable!("handled above")
                 }

@@ -3,7 +3,8 @@
 //! Layered like kube-rs: [`request`] builds requests without I/O, [`config`] finds the
 //! server, [`tls`] secures the connection to it, [`client`] talks HTTP, and [`informer`],
 //! [`queue`], [`controller`] and [`leader`] are the watch machinery every component runs on. [`objects`] and [`selector`] are helpers
-//! for the API objects themselves.
+//! for the API objects themselves. [`spdy`] is the SPDY/3.1 framing and stream multiplexer
+//! port forwarding speaks.
 
 pub mod client;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod objects;
 pub mod queue;
 pub mod request;
 pub mod selector;
+pub mod spdy;
 pub mod tls;
 
 pub use client::{Api, Client, DeleteOutcome, WatchStream};

@@ -387,9 +387,9 @@ async fn handle_resource(
             registry.evict(rt, ns, name, &eviction).await?;
             Ok(success_status(StatusCode::CREATED))
         }
-        (Some(SubTarget::Served(s @ (Subresource::PortForward | Subresource::Attach))), _) => {
-            // Streaming to containers goes through the node agents (issue 6); `log` and
-            // `exec` are served by `node_proxy`.
+        (Some(SubTarget::Served(s @ Subresource::Attach)), _) => {
+            // Streaming to containers goes through the node agents (issue 6); `log`, `exec`
+            // and `portforward` are served by `node_proxy`.
             let pod = registry.get(rt, ns, name).await?;
             let node = pod
                 .pointer("/spec/nodeName")

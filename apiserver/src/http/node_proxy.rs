@@ -1,5 +1,5 @@
-//! `pods/log` and `pods/exec`: proxied to the kubelet API of the node the pod runs on, as
-//! kube-apiserver does.
+//! `pods/log`, `pods/exec` and `pods/portforward`: proxied to the kubelet API of the node
+//! the pod runs on, as kube-apiserver does.
 //!
 //! The pod names its node (`spec.nodeName`); the Node object says where that node's kubelet
 //! listens (`status.addresses`, InternalIP preferred, else Hostname; port
@@ -45,7 +45,7 @@ const UPGRADE_HEADERS: [&str; 6] = [
     "x-stream-protocol-version",
 ];
 
-/// Whether this module serves the request: pods' `log` and `exec`.
+/// Whether this module serves the request: pods' `log`, `exec` and `portforward`.
 pub fn serves(target: &Target) -> bool {
     target.rt.resource == "pods"
         && target.rt.group.is_empty()
@@ -55,11 +55,12 @@ pub fn serves(target: &Target) -> bool {
                 .subresource
                 .as_deref()
                 .and_then(|s| target.rt.subresource(s)),
-            Some(Subresource::Log | Subresource::Exec)
+            Some(Subresource::Log | Subresource::Exec | Subresource::PortForward)
         )
 }
 
-/// Serves `pods/log` or `pods/exec` for `target` by proxying to the pod's kubelet.
+/// Serves `pods/log`, `pods/exec` or `pods/portforward` for `target` by proxying to the
+/// pod's kubelet.
 pub async fn serve(
     state: &ApiState,
     target: &Target,
@@ -82,24 +83,32 @@ pub async fn serve(
                 "pod {name} does not have a host assigned"
             )));
         }
-        let container = pod_container(&pod, name, query.get("container"))?;
+        // Port forwarding is per pod (the ports travel in the streams' headers).
+        let (kind, container) = match target.subresource.as_deref() {
+            Some("portforward") => ("portForward", None),
+            sub => (
+                if sub == Some("exec") {
+                    "exec"
+                } else {
+                    "containerLogs"
+                },
+                Some(pod_container(&pod, name, query.get("container"))?),
+            ),
+        };
         let nodes = RESOURCES
             .iter()
             .find(|r| r.resource == "nodes" && r.group.is_empty())
             .ok_or_else(|| Error::Internal("nodes are not served".into()))?;
         let node = state.registry.get(nodes, None, node_name).await?;
         let (host, port) = kubelet_endpoint(&node)?;
-        let kind = match target.subresource.as_deref() {
-            Some("exec") => "exec",
-            _ => "containerLogs",
-        };
         let url = format!(
-            "https://{}/{kind}/{namespace}/{name}/{container}{}",
+            "https://{}/{kind}/{namespace}/{name}{}{}",
             host_port(&host, port),
+            container.map(|c| format!("/{c}")).unwrap_or_default(),
             raw_query.map(|q| format!("?{q}")).unwrap_or_default()
         );
         tracing::debug!(%url, node = node_name, "proxying to the kubelet");
-        if kind == "exec" {
+        if kind != "containerLogs" {
             proxy_upgrade(&url, request).await
         } else {
             proxy_stream(&url).await

@@ -4,6 +4,7 @@
 use std::sync::Weak;
 
 use crate::cri::labels;
+use crate::server::portforward::{self, ForwardTarget, PodPorts};
 use crate::server::{ContainerLookup, FoundContainer, LookupError};
 
 use super::Shared;
@@ -59,5 +60,37 @@ impl ContainerLookup for AgentLookup {
                 Err(LookupError::Waiting { reason })
             }
         }
+    }
+}
+
+impl PodPorts for AgentLookup {
+    /// The pod's sandbox: ports are dialled on `localhost` inside its network namespace (or
+    /// on the host's loopback when it has none: host network, the process driver). Messages
+    /// name the pod by sandbox id, as CRI runtimes do.
+    fn target(&self, namespace: &str, pod: &str) -> Result<ForwardTarget, LookupError> {
+        let s = self.shared.upgrade().ok_or(LookupError::PodNotFound)?;
+        let p = s
+            .pods
+            .store()
+            .get_namespaced(namespace, pod)
+            .ok_or(LookupError::PodNotFound)?;
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let sandbox = s
+            .runtime
+            .list_sandboxes()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|sb| sb.labels.get(labels::POD_UID) == Some(&uid))
+            .ok_or_else(|| LookupError::Waiting {
+                reason: "ContainerCreating".into(),
+            })?;
+        Ok(ForwardTarget {
+            pod: sandbox.id,
+            uid,
+            dial: match sandbox.netns {
+                Some(netns) => portforward::dial_in_netns(netns),
+                None => portforward::dial_host_loopback(),
+            },
+        })
     }
 }

@@ -253,7 +253,7 @@ impl Agent {
 }
 
 impl Shared {
-    /// Binds the kubelet API (logs, exec) on the node's address with a self-signed certificate
+    /// Binds the kubelet API (logs, exec, port-forward) on the node's address with a self-signed certificate
     /// and serves it until the agent stops.
     async fn serve_kubelet_api(self: &Arc<Self>, port: u16) -> runtime::Result<JoinHandle<()>> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
@@ -269,13 +269,15 @@ impl Shared {
         let tls = cert
             .server_config()
             .map_err(|e| failed("TLS configuration", &e))?;
+        let lookup = Arc::new(lookup::AgentLookup {
+            shared: Arc::downgrade(self),
+        });
         let app = crate::server::KubeletApi {
             runtime: self.runtime.clone(),
-            lookup: Arc::new(lookup::AgentLookup {
-                shared: Arc::downgrade(self),
-            }),
+            lookup: lookup.clone(),
         }
-        .router();
+        .router()
+        .merge(crate::server::portforward::router(lookup));
         info!(%addr, "kubelet API listening");
         Ok(tokio::spawn(async move {
             if let Err(e) = crate::server::serve(listener, tls, app, std::future::pending()).await {

@@ -9,6 +9,9 @@
 //!   stderr then goes to the stdout channel, as a terminal would merge them, but there is no
 //!   pty (no prompt, no job control) and resize messages are ignored. SPDY (what kubectl falls
 //!   back to with `POST`) is not served: such requests get the same checks, then a 400.
+//! - `GET|POST /portForward/{namespace}/{pod}`: SPDY/3.1 port forwarding, in a WebSocket
+//!   (`SPDY/3.1+portforward.k8s.io`) or an HTTP upgrade ([`portforward`]; its own router,
+//!   merged in by the agent because it needs a [`portforward::PodPorts`]).
 //! - `GET /healthz`.
 //!
 //! Containers are found through [`ContainerLookup`] (the agent's state) and run through the
@@ -20,6 +23,7 @@ pub mod channel;
 mod exec;
 mod logs;
 pub mod lookup;
+pub mod portforward;
 pub mod status;
 pub mod tls;
 
