@@ -4,6 +4,10 @@
 
 mod support;
 
+/// Test images and a real `docker-registry` on loopback, shared with the kubelet's tests.
+#[path = "../../kubelet/tests/support/mod.rs"]
+mod images;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -297,4 +301,125 @@ async fn restarted_agent_leaves_runc_containers_running() {
     assert_eq!(c.container_id, id);
     let logs = server.kubectl(&["logs", "keep"]);
     assert_eq!(logs.ok().trim(), "started");
+}
+
+#[tokio::test]
+async fn images_come_from_a_registry_or_an_archive_and_a_missing_one_fails() {
+    if !root_or_skip("images_come_from_a_registry_or_an_archive_and_a_missing_one_fails") {
+        return;
+    }
+    let registry = images::Registry::start(None).await;
+    let pulled = images::TestImage::new(vec![images::base_layer(), images::top_layer("pulled\n")]);
+    registry.push("skiff/pulled:1", &pulled).await;
+    let (server, agent) = cluster("runc-images").await;
+    // The second image shares the base layer and comes from an archive, like `kind load`.
+    let archived =
+        images::TestImage::new(vec![images::base_layer(), images::top_layer("archived\n")]);
+    let archive = agent.data_dir.join("archived.tar");
+    archived.write_archive(&archive, "example.com/archived:1");
+    let loaded = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["agent", "image", "load"])
+        .arg(&archive)
+        .arg("--data-dir")
+        .arg(&agent.data_dir)
+        .output()
+        .expect("skiff agent image load");
+    assert!(loaded.status.success(), "{loaded:?}");
+
+    let api: Api<Pod> = Api::namespaced(server.runtime_client(), "default");
+    let show = |image: &str, policy: &str| {
+        json!({"name": "main", "image": image, "imagePullPolicy": policy,
+               "command": ["/bin/busybox", "sh", "-c", "/bin/busybox cat /etc/top.txt; /bin/busybox sleep 3600"]})
+    };
+    let from_registry = registry.image("skiff/pulled:1");
+    create(
+        &api,
+        pod(
+            "pulled",
+            json!({"containers": [show(&from_registry, "IfNotPresent")]}),
+        ),
+    )
+    .await;
+    create(
+        &api,
+        pod(
+            "archived",
+            json!({"containers": [show("example.com/archived:1", "Never")]}),
+        ),
+    )
+    .await;
+    let missing = registry.image("skiff/nope:1");
+    create(
+        &api,
+        pod(
+            "missing",
+            json!({"containers": [show(&missing, "IfNotPresent")]}),
+        ),
+    )
+    .await;
+    for name in ["pulled", "archived"] {
+        wait_pod(&api, name, &format!("{name} Running"), |p| {
+            phase(p) == "Running"
+        })
+        .await;
+        let logs = wait_for(
+            "the image's file in the log",
+            Duration::from_secs(30),
+            || async {
+                let out = server.kubectl(&["logs", name]);
+                (out.code == 0 && !out.stdout.is_empty()).then_some(out.stdout)
+            },
+        )
+        .await;
+        assert_eq!(logs.trim(), name, "each pod sees its own top layer");
+    }
+    let p = wait_pod(&api, "missing", "ErrImagePull", |p| {
+        status_of(p)
+            .and_then(|c| c.state.clone()?.waiting?.reason)
+            .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+    })
+    .await;
+    let waiting = status_of(&p)
+        .and_then(|c| c.state.clone()?.waiting)
+        .unwrap_or_default();
+    assert!(
+        waiting.message.unwrap_or_default().contains("skiff/nope"),
+        "the message names the image"
+    );
+    // The shared base and the two top layers: three unpacked layers, not four (the seeded
+    // busybox image is not unpacked until a container uses it).
+    let layers = std::fs::read_dir(agent.data_dir.join("images").join("layers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(layers, 3, "the base layer is stored once");
+    // The other pods keep running while one cannot pull.
+    let pulled = api.get("pulled").await.expect("pulled");
+    assert_eq!(phase(&pulled), "Running");
+}
+
+#[tokio::test]
+async fn kubectl_exec_reports_exit_codes_and_takes_stdin() {
+    if !root_or_skip("kubectl_exec_reports_exit_codes_and_takes_stdin") {
+        return;
+    }
+    let (server, _agent) = cluster("runc-exec").await;
+    let api: Api<Pod> = Api::namespaced(server.runtime_client(), "default");
+    create(
+        &api,
+        pod(
+            "sh",
+            json!({"containers": [busybox("echo ready; sleep 3600")]}),
+        ),
+    )
+    .await;
+    wait_pod(&api, "sh", "sh Running", |p| phase(p) == "Running").await;
+    let three = server.kubectl(&["exec", "sh", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(three.code, 3, "{three:?}");
+    let echoed = server.kubectl_stdin(
+        &["exec", "-i", "sh", "--", "tr", "a-z", "A-Z"],
+        Some("hello\n"),
+    );
+    assert_eq!(echoed.ok(), "HELLO\n");
+    let logs = server.kubectl(&["logs", "sh"]);
+    assert_eq!(logs.ok(), "ready\n");
 }
