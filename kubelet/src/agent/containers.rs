@@ -81,17 +81,14 @@ pub(crate) async fn container_config(
         .map(|(k, v)| (k.clone(), Quantity(v.clone())))
         .collect();
     let pod_ips: Vec<IpAddr> = pod_ip(s, pod, sandbox).into_iter().collect();
-    let env = container_env(
-        pod,
-        container,
-        &EnvInputs {
-            config_maps: &objects.config_maps,
-            secrets: &objects.secrets,
-            node_allocatable: &allocatable,
-            pod_ips: &pod_ips,
-            host_ips: &[s.config.node_ip],
-        },
-    )?;
+    let inputs = EnvInputs {
+        config_maps: &objects.config_maps,
+        secrets: &objects.secrets,
+        node_allocatable: &allocatable,
+        pod_ips: &pod_ips,
+        host_ips: &[s.config.node_ip],
+    };
+    let env = container_env(pod, container, &inputs)?;
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for skipped in &env.skipped {
         super::events::warning(
@@ -119,7 +116,15 @@ pub(crate) async fn container_config(
             container.name
         )));
     }
-    let mut mounts: Vec<Mount> = Vec::new();
+    // The pod's volumes (set up again on every start: idempotent, and it refreshes
+    // ConfigMap/Secret files atomically), then the container's mounts of them. They go
+    // before the generated files so a volume mounted over /etc cannot hide /etc/hosts, the
+    // order the kubelet uses.
+    let pod_dir =
+        super::volumes::pod_dir(&s.config, pod.metadata.uid.as_deref().unwrap_or_default());
+    let volume_paths = crate::pod::volumes::setup_volumes(pod, &pod_dir, &inputs)?;
+    let mut mounts: Vec<Mount> =
+        crate::pod::volumes::container_mounts(container, &volume_paths, Some(&env))?;
     mounts.extend(super::pod_files::pod_files(s, pod, sandbox)?);
     let mut labels: BTreeMap<String, String> = sandbox.labels.clone();
     labels.insert(labels::CONTAINER_NAME.into(), container.name.clone());
