@@ -423,3 +423,62 @@ async fn kubectl_exec_reports_exit_codes_and_takes_stdin() {
     let logs = server.kubectl(&["logs", "sh"]);
     assert_eq!(logs.ok(), "ready\n");
 }
+
+#[tokio::test]
+async fn volumes_are_mounted_into_containers() {
+    if !root_or_skip("volumes_are_mounted_into_containers") {
+        return;
+    }
+    let (server, _agent) = cluster("runc-vol").await;
+    let client = server.runtime_client();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let cm = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg"}, "data": {"color": "blue"}}))
+    .expect("configmap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    // The init container leaves a file in the shared emptyDir; the main container checks
+    // every volume and exits 0 only when all are right (a read-only mount must refuse writes).
+    let mut init = busybox(
+        "echo hi > /scratch/from-init; mkdir -p /scratch/nested; echo hi > /scratch/nested/here",
+    );
+    init["name"] = json!("init");
+    init["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch"}]);
+    let mut main = busybox(
+        "set -x; test \"$(cat /cfg/color)\" = blue || exit 1; \
+         test \"$(cat /scratch/from-init)\" = hi || exit 2; \
+         grep -q 'app=\"vol\"' /info/labels || exit 3; \
+         test \"$(cat /sub/here)\" = hi || exit 4; \
+         if touch /cfg/new 2>/dev/null; then exit 5; fi; exit 0",
+    );
+    main["volumeMounts"] = json!([
+        {"name": "cfg", "mountPath": "/cfg", "readOnly": true},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "scratch", "mountPath": "/sub", "subPath": "nested"},
+        {"name": "info", "mountPath": "/info"}
+    ]);
+    let p: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "vol", "namespace": "default", "labels": {"app": "vol"}},
+        "spec": {"restartPolicy": "Never", "initContainers": [init], "containers": [main],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+            ]}
+    }))
+    .expect("pod");
+    create(&api, p).await;
+    let p = wait_pod(&api, "vol", "the volume checks to finish", |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    })
+    .await;
+    let t = status_of(&p)
+        .and_then(|c| c.state.clone()?.terminated)
+        .unwrap_or_default();
+    assert_eq!((phase(&p), t.exit_code), ("Succeeded", 0), "{t:?}");
+}

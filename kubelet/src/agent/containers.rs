@@ -13,7 +13,6 @@ use super::Shared;
 use crate::cri::{ContainerConfig, Mount, Resources, Sandbox, labels};
 use crate::image::pull::PulledImage;
 use crate::pod::env::{EnvInputs, container_env, referenced_config_maps, referenced_secrets};
-use crate::pod::volumes::{container_mounts, setup_volumes};
 use crate::{Error, Result};
 
 /// The ConfigMaps and Secrets a pod refers to, by name; missing ones are absent (the env and
@@ -90,10 +89,6 @@ pub(crate) async fn container_config(
         host_ips: &[s.config.node_ip],
     };
     let env = container_env(pod, container, &inputs)?;
-    // Volumes are (re)written before every container start, so a restarted container sees
-    // current ConfigMap and Secret contents.
-    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    let volumes = setup_volumes(pod, &super::volumes::pod_dir(&s.config, uid), &inputs)?;
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for skipped in &env.skipped {
         super::events::warning(
@@ -121,9 +116,16 @@ pub(crate) async fn container_config(
             container.name
         )));
     }
-    let mut mounts: Vec<Mount> = Vec::new();
+    // The pod's volumes (set up again on every start: idempotent, and it refreshes
+    // ConfigMap/Secret files atomically), then the container's mounts of them. They go
+    // before the generated files so a volume mounted over /etc cannot hide /etc/hosts, the
+    // order the kubelet uses.
+    let pod_dir =
+        super::volumes::pod_dir(&s.config, pod.metadata.uid.as_deref().unwrap_or_default());
+    let volume_paths = crate::pod::volumes::setup_volumes(pod, &pod_dir, &inputs)?;
+    let mut mounts: Vec<Mount> =
+        crate::pod::volumes::container_mounts(container, &volume_paths, Some(&env))?;
     mounts.extend(super::pod_files::pod_files(s, pod, sandbox)?);
-    mounts.extend(container_mounts(container, &volumes, Some(&env))?);
     let mut labels: BTreeMap<String, String> = sandbox.labels.clone();
     labels.insert(labels::CONTAINER_NAME.into(), container.name.clone());
     Ok(ContainerConfig {
