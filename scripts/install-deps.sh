@@ -13,6 +13,7 @@ declare -A PROVIDES=(
   [docker-registry]=/usr/bin/docker-registry   # OCI registry on loopback for image tests
   [busybox-static]=/bin/busybox
   [diffutils]=/usr/bin/diff                    # kubectl diff
+  [iproute2]=/usr/sbin/ip                      # network namespaces, routes (pod network)
 )
 
 missing=()
