@@ -75,13 +75,21 @@ fn phase(p: &Pod) -> &str {
 async fn a_pod_runs_logs_and_is_deleted_within_its_grace_period() {
     let (server, agent) = cluster().await;
     let api: Api<Pod> = Api::namespaced(server.runtime_client(), "default");
-    let script =
-        "trap 'echo got TERM; sleep 1; exit 0' TERM; echo hello; while true; do sleep 0.1; done";
+    // The process driver runs host processes, so hook and container can both append to a
+    // file the test reads: the preStop hook must run before SIGTERM.
+    let order = agent.data_dir.join("stop-order");
+    let o = order.display();
+    let script = format!(
+        "trap 'echo term >> {o}; echo got TERM; sleep 1; exit 0' TERM; echo hello; while true; do sleep 0.1; done"
+    );
+    let mut web = shell(&script);
+    web["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["sh", "-c", format!("echo prestop >> {o}")]}}});
     create(
         &api,
         pod(
             "web",
-            json!({"containers": [shell(script)], "terminationGracePeriodSeconds": 10}),
+            json!({"containers": [web], "terminationGracePeriodSeconds": 10}),
         ),
     )
     .await;
@@ -124,6 +132,11 @@ async fn a_pod_runs_logs_and_is_deleted_within_its_grace_period() {
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "the trap's 1 s ran before the deletion was confirmed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap_or_default(),
+        "prestop\nterm\n",
+        "preStop hook, then SIGTERM"
     );
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!text.is_empty() || !log.exists(), "logs go with the pod");
