@@ -35,7 +35,7 @@ use tracing::{Instrument, info, info_span, warn};
 use k8s_openapi::api::core::v1::Container;
 use runtime::events::EventRecorder;
 
-use crate::cri::ContainerRuntime;
+use crate::cri::{ContainerInfo, ContainerRuntime};
 use crate::image::pull::Puller;
 use crate::node::{HostFacts, NodeFacts, register_node, renew_lease};
 use crate::pod::backoff::BackoffPolicy;
@@ -153,7 +153,13 @@ pub(crate) struct Shared {
     pub(crate) recorder: Arc<EventRecorder>,
     pub(crate) facts: NodeFacts,
     workers: Mutex<HashMap<String, WorkerHandle>>,
+    /// The last node-wide container list and when it was taken (see [`Shared::containers`]).
+    relist: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<ContainerInfo>>)>>,
 }
+
+/// How old a container list a worker's routine look may use: workers share one list instead
+/// of each listing every container of the node (the kubelet's PLEG relists once for all pods).
+pub(crate) const RELIST_MAX_AGE: Duration = Duration::from_millis(200);
 
 struct WorkerHandle {
     wake: Arc<Notify>,
@@ -218,6 +224,7 @@ impl Agent {
             pods,
             facts,
             workers: Mutex::new(HashMap::new()),
+            relist: tokio::sync::Mutex::new(None),
         });
         shared.pods.wait_for_sync(Duration::from_secs(60)).await?;
         let weak = Arc::downgrade(&shared);
@@ -253,6 +260,25 @@ impl Agent {
 }
 
 impl Shared {
+    /// Every container of the node, from a list at most `max_age` old. One caller relists
+    /// while the others wait for its result, so a burst of workers costs one listing.
+    pub(crate) async fn containers(
+        &self,
+        max_age: Duration,
+    ) -> crate::Result<Arc<Vec<ContainerInfo>>> {
+        let requested = std::time::Instant::now();
+        let mut cached = self.relist.lock().await;
+        if let Some((at, list)) = cached.as_ref()
+            && (at.elapsed() <= max_age || *at >= requested)
+        {
+            return Ok(list.clone());
+        }
+        let taken = std::time::Instant::now();
+        let list = Arc::new(worker::blocking(&self.runtime, |rt| rt.list_containers()).await?);
+        *cached = Some((taken, list.clone()));
+        Ok(list)
+    }
+
     /// Binds the kubelet API (logs, exec, port-forward) on the node's address with a self-signed certificate
     /// and serves it until the agent stops.
     async fn serve_kubelet_api(self: &Arc<Self>, port: u16) -> runtime::Result<JoinHandle<()>> {

@@ -101,16 +101,14 @@ pub(super) async fn run(shared: Weak<Shared>, key: String, uid: String, wake: Ar
 
 impl Worker {
     /// This pod's containers as the runtime has them, with failed starts shown as exits.
-    async fn observe(&self, s: &Shared) -> Result<Vec<ContainerInfo>> {
-        let uid = self.uid.clone();
-        let mut containers = blocking(&s.runtime, move |rt| {
-            Ok(rt
-                .list_containers()?
-                .into_iter()
-                .filter(|c| c.labels.get(labels::POD_UID) == Some(&uid))
-                .collect::<Vec<_>>())
-        })
-        .await?;
+    /// `max_age` bounds how old the node-wide container list may be (zero: list now).
+    async fn observe(&self, s: &Shared, max_age: Duration) -> Result<Vec<ContainerInfo>> {
+        let all = s.containers(max_age).await?;
+        let mut containers: Vec<ContainerInfo> = all
+            .iter()
+            .filter(|c| c.labels.get(labels::POD_UID) == Some(&self.uid))
+            .cloned()
+            .collect();
         for c in &mut containers {
             if let (Some((_, at)), ContainerState::Created) =
                 (self.start_failures.get(&c.id), &c.state)
@@ -135,7 +133,8 @@ impl Worker {
             self.report(s, pod, &[], &Default::default()).await;
             return Duration::from_secs(2);
         }
-        let mut containers = match self.observe(s).await {
+        // A slightly old node-wide list is fine for looking; after acting, list afresh.
+        let mut containers = match self.observe(s, super::RELIST_MAX_AGE).await {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "listing containers failed");
@@ -180,7 +179,7 @@ impl Worker {
             );
         }
         if acted {
-            match self.observe(s).await {
+            match self.observe(s, Duration::ZERO).await {
                 Ok(c) => containers = c,
                 Err(e) => warn!(error = %e, "listing containers failed"),
             }
@@ -376,7 +375,7 @@ impl Worker {
     /// and the sandbox, and confirms a deletion to the API server.
     async fn terminate(&mut self, s: &Shared, pod: Option<&Pod>) -> Result<()> {
         let grace = pod.map(termination_grace).unwrap_or(Duration::ZERO);
-        let containers = self.observe(s).await?;
+        let containers = self.observe(s, Duration::ZERO).await?;
         let running: Vec<&ContainerInfo> = containers
             .iter()
             .filter(|c| matches!(c.state, ContainerState::Running { .. }))
