@@ -482,3 +482,59 @@ async fn volumes_are_mounted_into_containers() {
         .unwrap_or_default();
     assert_eq!((phase(&p), t.exit_code), ("Succeeded", 0), "{t:?}");
 }
+
+#[tokio::test]
+async fn private_registry_images_need_the_pods_pull_secret() {
+    if !root_or_skip("private_registry_images_need_the_pods_pull_secret") {
+        return;
+    }
+    use base64::Engine as _;
+    let registry = images::Registry::start(Some(("skiff", "s3cret"))).await;
+    let image = images::TestImage::new(vec![images::base_layer(), images::top_layer("private\n")]);
+    registry.push("team/private:1", &image).await;
+    let (server, _agent) = cluster("runc-auth").await;
+    let client = server.runtime_client();
+    let auth = base64::engine::general_purpose::STANDARD.encode("skiff:s3cret");
+    let config = json!({"auths": {registry.addr.clone(): {"auth": auth}}}).to_string();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "regcred"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "stringData": {".dockerconfigjson": config},
+            }))
+            .expect("secret"),
+        )
+        .await
+        .expect("create pull secret");
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let container = json!({"name": "main", "image": registry.image("team/private:1"),
+        "command": ["/bin/busybox", "sh", "-c", "/bin/busybox cat /etc/top.txt; /bin/busybox sleep 3600"]});
+    create(
+        &api,
+        pod("anonymous", json!({"containers": [container.clone()]})),
+    )
+    .await;
+    create(
+        &api,
+        pod(
+            "authorized",
+            json!({"containers": [container], "imagePullSecrets": [{"name": "regcred"}]}),
+        ),
+    )
+    .await;
+    wait_pod(&api, "authorized", "authorized Running", |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let p = wait_pod(&api, "anonymous", "anonymous pull refused", |p| {
+        status_of(p)
+            .and_then(|c| c.state.clone()?.waiting?.reason)
+            .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+    })
+    .await;
+    assert_eq!(phase(&p), "Pending");
+}
