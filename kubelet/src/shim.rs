@@ -104,6 +104,10 @@ pub struct Started {
     /// The kernel's boot id then: after a reboot the pid means nothing any more.
     #[serde(default)]
     pub boot_id: Option<String>,
+    /// The shim's own pid: while it lives, a container that is gone has an exit record on
+    /// the way (the shim reaps, drains the logs, then writes `exit.json`).
+    #[serde(default)]
+    pub shim_pid: Option<i32>,
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`), `None` where unreadable.
@@ -231,6 +235,7 @@ fn run(dir: &Path) -> Result<()> {
                     error: Some(message),
                     at: jiff::Timestamp::now(),
                     boot_id: boot_id(),
+                    shim_pid: Some(std::process::id() as i32),
                 },
             )?;
             return Ok(());
@@ -243,6 +248,7 @@ fn run(dir: &Path) -> Result<()> {
             error: None,
             at: jiff::Timestamp::now(),
             boot_id: boot_id(),
+            shim_pid: Some(std::process::id() as i32),
         },
     )?;
     if let ShimMode::Runc {
@@ -533,6 +539,7 @@ pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
         pid: Some(pid),
         at,
         boot_id: started_boot,
+        shim_pid,
         ..
     }) = read_state::<Started>(&dir.join(STARTED_FILE))
     else {
@@ -551,7 +558,14 @@ pub fn observed_state(dir: &Path) -> crate::cri::ContainerState {
     let same_boot = started_boot.is_none() || started_boot == boot_id();
     // SAFETY: signal 0 only checks that the process exists (a zombie not yet reaped by the
     // shim still counts: its exit is about to be recorded).
-    if same_boot && unsafe { libc::kill(pid, 0) } == 0 {
+    let alive = |pid: i32| same_boot && unsafe { libc::kill(pid, 0) } == 0;
+    if alive(pid) {
+        return ContainerState::Running { started_at: at };
+    }
+    // Reaped but not yet recorded: still running as far as anyone can tell, for the few
+    // milliseconds until the shim writes the exit (reporting Unknown here would get the
+    // container replaced at once, skipping the crash-loop back-off).
+    if shim_pid.is_some_and(alive) && read_state::<Exited>(&dir.join(EXIT_FILE)).is_none() {
         return ContainerState::Running { started_at: at };
     }
     // It may have exited between the two looks.
@@ -574,6 +588,7 @@ mod tests {
             error: None,
             at: jiff::Timestamp::UNIX_EPOCH,
             boot_id: boot,
+            shim_pid: None,
         };
         let me = std::process::id() as i32;
         let state = || observed_state(dir.path());
@@ -593,6 +608,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(state(), ContainerState::Unknown, "started before a reboot");
+        let mut done = std::process::Command::new("true").spawn().unwrap();
+        done.wait().unwrap();
+        let gone = done.id() as i32;
+        let recording = Started {
+            shim_pid: Some(me),
+            ..started(Some(gone), boot_id())
+        };
+        write_state(&dir.path().join(STARTED_FILE), &recording).unwrap();
+        assert!(
+            matches!(state(), ContainerState::Running { .. }),
+            "exited, the living shim is about to record it"
+        );
+        let orphaned = Started {
+            shim_pid: Some(gone),
+            ..started(Some(gone), boot_id())
+        };
+        write_state(&dir.path().join(STARTED_FILE), &orphaned).unwrap();
+        assert_eq!(state(), ContainerState::Unknown, "process and shim gone");
         let exited = Exited {
             exit_code: 3,
             at: jiff::Timestamp::UNIX_EPOCH,
