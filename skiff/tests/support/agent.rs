@@ -114,7 +114,7 @@ impl TestAgent {
                 "8s",
             ])
             .args(&self.extra)
-            .env("SKIFF_LOG", "info")
+            .env("SKIFF_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
