@@ -206,6 +206,13 @@ async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
         "removed {} containers and {} pod sandboxes",
         removed.0, removed.1
     );
+    // The bridge plugin creates the node's bridge on the first pod and never removes it.
+    if args.runtime == RuntimeKind::Runc
+        && kubelet::network::routes::remove_bridge(&args.cni_bridge, None)
+            .map_err(|e| runtime::Error::Request(e.to_string()))?
+    {
+        println!("removed bridge {}", args.cni_bridge);
+    }
     Ok(())
 }
 

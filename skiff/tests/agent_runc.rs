@@ -301,6 +301,26 @@ async fn restarted_agent_leaves_runc_containers_running() {
     assert_eq!(c.container_id, id);
     let logs = server.kubectl(&["logs", "keep"]);
     assert_eq!(logs.ok().trim(), "started");
+    // `skiff agent reset` (run when the test agent is dropped) leaves nothing behind.
+    let bridge = agent.bridge().to_string();
+    let data_dir = agent.data_dir.clone();
+    drop(agent);
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", &bridge])
+        .output()
+        .expect("ip");
+    assert!(!link.status.success(), "bridge {bridge} removed");
+    // No shim (their command lines name the container directory) outlives the reset.
+    let needle = data_dir.to_string_lossy().into_owned();
+    let shims = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .filter(|c| String::from_utf8_lossy(c).contains(&needle))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(shims, 0, "the container's shim is gone");
 }
 
 #[tokio::test]

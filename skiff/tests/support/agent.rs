@@ -122,6 +122,11 @@ impl TestAgent {
         self.child = Some(child);
     }
 
+    /// The node's pod bridge.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
     /// `kill -9` the agent; its containers keep running.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
