@@ -161,23 +161,13 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn remove_pod_sandbox(&self, sandbox_id: &str) -> Result<()> {
-        let dir = self.sandbox_dir(sandbox_id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io {
-                context: format!("removing {}", dir.display()),
-                source: e,
-            }),
-        }
+        shim::remove_dir_if_present(&self.sandbox_dir(sandbox_id))
     }
 
     fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
         let dir = self.root.join("sandboxes");
-        let entries = std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| shim::read_state::<SandboxRecord>(&e.path().join("sandbox.json")))
+        Ok(shim::read_records::<SandboxRecord>(&dir, "sandbox.json")?
+            .into_iter()
             .map(|r| Sandbox {
                 id: r.id,
                 ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -260,15 +250,7 @@ impl ContainerRuntime for ProcessRuntime {
             signal_group(pid, libc::SIGKILL);
             self.wait_exit(container_id, Duration::from_secs(10));
         }
-        let dir = self.container_dir(container_id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io {
-                context: format!("removing {}", dir.display()),
-                source: e,
-            }),
-        }
+        shim::remove_dir_if_present(&self.container_dir(container_id))
     }
 
     fn container_status(&self, container_id: &str) -> Result<ContainerInfo> {
@@ -277,12 +259,12 @@ impl ContainerRuntime for ProcessRuntime {
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
         let dir = self.root.join("containers");
-        let entries = std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| shim::read_state::<ContainerRecord>(&e.path().join("container.json")))
-            .map(|r| self.info(r))
-            .collect())
+        Ok(
+            shim::read_records::<ContainerRecord>(&dir, "container.json")?
+                .into_iter()
+                .map(|r| self.info(r))
+                .collect(),
+        )
     }
 
     fn exec_command(&self, container_id: &str, argv: &[String]) -> Result<Command> {

@@ -142,6 +142,28 @@ pub fn write_state<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     std::fs::rename(&tmp, path).context(|| format!("renaming {}", path.display()))
 }
 
+/// Reads `file` of every directory under `dir` (a driver's sandbox or container records);
+/// directories without a readable record (half-created, half-removed) are skipped.
+pub fn read_records<T: for<'de> Deserialize<'de>>(dir: &Path, file: &str) -> Result<Vec<T>> {
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| read_state::<T>(&e.path().join(file)))
+        .collect())
+}
+
+/// Removes a driver's state directory; one that is already gone is fine.
+pub fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        }),
+    }
+}
+
 /// Starts the shim for the container directory `dir` (holding `shim.json`) detached from the
 /// caller, and waits until it reports the start. Returns the container pid or the start error.
 pub fn launch(shim: &ShimCommand, dir: &Path, timeout: Duration) -> Result<i32> {

@@ -154,17 +154,6 @@ fn own_nofile_limit() -> u64 {
     }
 }
 
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        }),
-    }
-}
-
 impl RuncRuntime {
     /// A driver keeping its state under `<data_dir>/runc`.
     pub fn new(config: RuncConfig) -> Result<Self> {
@@ -377,7 +366,7 @@ impl ContainerRuntime for RuncRuntime {
     fn remove_pod_sandbox(&self, sandbox_id: &str) -> Result<()> {
         let _span = tracing::info_span!("remove_pod_sandbox", sandbox = %sandbox_id).entered();
         let Some(record) = self.sandbox_record(sandbox_id) else {
-            return remove_dir_if_present(&self.sandbox_dir(sandbox_id));
+            return shim::remove_dir_if_present(&self.sandbox_dir(sandbox_id));
         };
         if let Some(network) = &self.config.network
             && !record.host_network
@@ -385,15 +374,13 @@ impl ContainerRuntime for RuncRuntime {
             network.teardown(sandbox_id)?;
         }
         remove_pod_cgroups(&record.pod_uid());
-        remove_dir_if_present(&self.sandbox_dir(sandbox_id))
+        shim::remove_dir_if_present(&self.sandbox_dir(sandbox_id))
     }
 
     fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
         let dir = self.root.join("sandboxes");
-        let entries = std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| shim::read_state::<SandboxRecord>(&e.path().join("sandbox.json")))
+        Ok(shim::read_records::<SandboxRecord>(&dir, "sandbox.json")?
+            .into_iter()
             .map(|r| r.sandbox())
             .collect())
     }
@@ -499,12 +486,12 @@ impl ContainerRuntime for RuncRuntime {
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
         let dir = self.root.join("containers");
-        let entries = std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| shim::read_state::<ContainerRecord>(&e.path().join("container.json")))
-            .map(|r| self.info(r))
-            .collect())
+        Ok(
+            shim::read_records::<ContainerRecord>(&dir, "container.json")?
+                .into_iter()
+                .map(|r| self.info(r))
+                .collect(),
+        )
     }
 
     fn exec_command(&self, container_id: &str, argv: &[String]) -> Result<Command> {
