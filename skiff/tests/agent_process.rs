@@ -7,10 +7,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use runtime::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
-use support::agent::TestAgent;
+use support::agent::{TestAgent, create, phase, pod, status_of};
 use support::{TestServer, wait_for};
 
 async fn cluster() -> (TestServer, TestAgent) {
@@ -19,28 +19,8 @@ async fn cluster() -> (TestServer, TestAgent) {
     (server, agent)
 }
 
-fn pod(name: &str, spec: Value) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }))
-    .expect("pod")
-}
-
 fn shell(script: &str) -> Value {
     json!({"name": "main", "image": "busybox", "command": ["sh", "-c", script]})
-}
-
-async fn create(api: &Api<Pod>, p: Pod) {
-    api.create(&PostParams::default(), &p)
-        .await
-        .expect("create pod");
-}
-
-fn status_of(p: &Pod) -> Option<&ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.first()
 }
 
 fn waiting_reason(p: &Pod) -> Option<String> {
@@ -62,13 +42,6 @@ async fn wait_pod(
     check: impl Fn(&Pod) -> bool,
 ) -> Pod {
     support::agent::wait_pod(api, name, what, timeout, check).await
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
 }
 
 #[tokio::test]

@@ -10,10 +10,10 @@ mod images;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use runtime::{Api, PostParams};
 use serde_json::{Value, json};
-use support::agent::TestAgent;
+use support::agent::{TestAgent, create, phase, pod, status_of};
 use support::{TestServer, wait_for};
 
 fn root_or_skip(test: &str) -> bool {
@@ -31,36 +31,9 @@ async fn cluster(node: &str) -> (TestServer, TestAgent) {
     (server, agent)
 }
 
-fn pod(name: &str, spec: Value) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }))
-    .expect("pod")
-}
-
 fn busybox(script: &str) -> Value {
     json!({"name": "main", "image": "busybox:latest", "imagePullPolicy": "Never",
            "command": ["sh", "-c", script]})
-}
-
-async fn create(api: &Api<Pod>, p: Pod) {
-    api.create(&PostParams::default(), &p)
-        .await
-        .expect("create pod");
-}
-
-fn status_of(p: &Pod) -> Option<&ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.first()
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
 }
 
 fn pod_ready(p: &Pod) -> bool {

@@ -177,3 +177,39 @@ pub async fn wait_pod(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A pod named `name` in `default` with `spec`.
+pub fn pod(name: &str, spec: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }))
+    .expect("pod")
+}
+
+/// Creates `p`, failing the test when the API server refuses it.
+pub async fn create(
+    api: &runtime::Api<k8s_openapi::api::core::v1::Pod>,
+    p: k8s_openapi::api::core::v1::Pod,
+) {
+    api.create(&runtime::PostParams::default(), &p)
+        .await
+        .expect("create pod");
+}
+
+/// The status of the pod's first container.
+pub fn status_of(
+    p: &k8s_openapi::api::core::v1::Pod,
+) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status.as_ref()?.container_statuses.as_ref()?.first()
+}
+
+/// The pod's phase ("" before the agent reported one).
+pub fn phase(p: &k8s_openapi::api::core::v1::Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
