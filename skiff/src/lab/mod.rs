@@ -8,7 +8,7 @@
 
 mod plan;
 mod procs;
-mod state;
+pub(crate) mod state;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
