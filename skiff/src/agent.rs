@@ -126,7 +126,7 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         Some(AgentCommand::Reset(reset)) => return reset_node(reset).await,
         None => {}
     }
-    let client = args.client.client()?;
+    let client = args.client.client().await?;
     match args.runtime {
         None => Err(runtime::Error::Request("--runtime is required".into())),
         Some(RuntimeKind::Simulated) => {

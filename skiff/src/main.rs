@@ -7,6 +7,7 @@ mod bench;
 mod controllers;
 mod kubeconfig;
 mod scheduler;
+mod security;
 mod server;
 
 use clap::{Parser, Subcommand};

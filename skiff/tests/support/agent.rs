@@ -32,7 +32,9 @@ pub struct TestAgent {
     /// namespace while tests run in parallel.
     pub pod_cidr: String,
     bridge: String,
-    kubeconfig: PathBuf,
+    /// How it reaches the API server: `--kubeconfig <admin kubeconfig>`, or
+    /// `--server URL --token T` when it joins like another machine would.
+    connect: Vec<String>,
     extra: Vec<String>,
     _tmp: tempfile::TempDir,
 }
@@ -42,6 +44,36 @@ impl TestAgent {
     /// crash-loop back-off (1 s doubling to 8 s) unless `extra` says otherwise; returns once
     /// its Node is Ready.
     pub async fn start(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
+        let kubeconfig = server.kubeconfig.display().to_string();
+        Self::start_connected(
+            server,
+            node,
+            runtime,
+            extra,
+            vec!["--kubeconfig".into(), kubeconfig],
+        )
+        .await
+    }
+
+    /// Starts an agent that joins with the server's node token alone (`--server https://…
+    /// --token K10…`), as on another machine: it has to fetch and check the cluster CA itself.
+    pub async fn join(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
+        let connect = vec![
+            "--server".into(),
+            server.url.clone(),
+            "--token".into(),
+            server.node_token(),
+        ];
+        Self::start_connected(server, node, runtime, extra, connect).await
+    }
+
+    async fn start_connected(
+        server: &TestServer,
+        node: &str,
+        runtime: &str,
+        extra: &[&str],
+        connect: Vec<String>,
+    ) -> Self {
         let subnet = next_subnet();
         let tmp = tempfile::Builder::new()
             .prefix("skiff-agent-")
@@ -55,7 +87,7 @@ impl TestAgent {
             kubelet_port: free_port(),
             pod_cidr: format!("10.244.{subnet}.0/24"),
             bridge: format!("skiff-t{subnet}"),
-            kubeconfig: server.kubeconfig.clone(),
+            connect,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: tmp,
         };
@@ -101,8 +133,7 @@ impl TestAgent {
                 "--node-name",
                 &self.node,
             ])
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .args(&self.connect)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--kubelet-port", &self.kubelet_port.to_string()])
