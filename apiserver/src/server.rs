@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::error::Error;
 use crate::http::authn::Authentication;
+use crate::http::node_proxy::KubeletClientCert;
 use crate::http::{self, ApiState, Metrics};
 use crate::registry::{Registry, RegistryConfig};
 use crate::storage::Store;
@@ -23,6 +24,8 @@ pub struct ServerConfig {
     pub authentication: Authentication,
     /// The cluster CA bundle served on `/cacerts` for joining machines.
     pub ca_bundle: Option<String>,
+    /// The client certificate presented to kubelets (which then admit only this server).
+    pub kubelet_client_cert: Option<KubeletClientCert>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(60),
             authentication: Authentication::default(),
             ca_bundle: None,
+            kubelet_client_cert: None,
         }
     }
 }
@@ -44,6 +48,7 @@ pub struct ApiServer {
 impl ApiServer {
     /// Loads every cache from the store and creates the system namespaces.
     pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, Error> {
+        let kubelet = http::node_proxy::kubelet_client(config.kubelet_client_cert.as_ref())?;
         let registry = Registry::new(store, config.registry).await?;
         Ok(Self {
             state: Arc::new(ApiState {
@@ -53,6 +58,7 @@ impl ApiServer {
                 shutdown: tokio::sync::watch::channel(false).0,
                 authentication: config.authentication,
                 ca_bundle: config.ca_bundle,
+                kubelet,
             }),
         })
     }

@@ -8,7 +8,9 @@
 //!
 //! Files: `ca.crt`, `ca.key`, `serving.crt`, `serving.key` and `serving.sans` (the names the
 //! serving certificate was issued for, one per line; rcgen cannot parse certificates, so the
-//! names are recorded beside it to decide whether it can be reused).
+//! names are recorded beside it to decide whether it can be reused), and
+//! `kubelet-client.{crt,key}`: the client certificate the API server presents to kubelets
+//! (kube-apiserver's `--kubelet-client-certificate`), which kubelets check against the CA.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -37,6 +39,10 @@ pub struct ServerPki {
     pub serving_chain_pem: String,
     /// PEM of the serving certificate's private key.
     pub serving_key_pem: String,
+    /// PEM of the API server's client certificate for kubelets, leaf first, then the CA.
+    pub kubelet_client_chain_pem: String,
+    /// PEM of its private key.
+    pub kubelet_client_key_pem: String,
 }
 
 impl std::fmt::Debug for ServerPki {
@@ -111,36 +117,86 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<ServerPki> {
             write_public(&ca_cert_path, &cert.pem())?;
             // Anything issued by a previous CA is worthless now.
             let _ = std::fs::remove_file(dir.join("serving.sans"));
+            let _ = std::fs::remove_file(dir.join("kubelet-client.crt"));
             (cert.pem(), key)
         }
     };
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let (serving_chain_pem, serving_key_pem) = serving(dir, names, &issuer, &ca_pem)?;
+    let (kubelet_client_chain_pem, kubelet_client_key_pem) = kubelet_client(dir, &issuer, &ca_pem)?;
+    Ok(ServerPki {
+        ca_pem,
+        serving_chain_pem,
+        serving_key_pem,
+        kubelet_client_chain_pem,
+        kubelet_client_key_pem,
+    })
+}
+
+/// The serving certificate and key: reused when issued for `names`, else issued anew.
+fn serving(
+    dir: &Path,
+    names: &[String],
+    issuer: &Issuer<'_, KeyPair>,
+    ca_pem: &str,
+) -> Result<(String, String)> {
     let sans_path = dir.join("serving.sans");
     let cert_path = dir.join("serving.crt");
     let key_path = dir.join("serving.key");
     if can_reuse_serving(read(&sans_path).as_deref(), names)
         && let (Some(chain), Some(key)) = (read(&cert_path), read(&key_path))
     {
-        return Ok(ServerPki {
-            ca_pem,
-            serving_chain_pem: chain,
-            serving_key_pem: key,
-        });
+        return Ok((chain, key));
     }
-    let issuer = Issuer::new(ca_params(), ca_key);
     let key = KeyPair::generate()
         .map_err(|e| Error::Config(format!("cannot generate the serving key: {e}")))?;
     let cert = serving_params(names)?
-        .signed_by(&key, &issuer)
+        .signed_by(&key, issuer)
         .map_err(|e| Error::Config(format!("cannot issue the serving certificate: {e}")))?;
     let chain = format!("{}{}", cert.pem(), ca_pem);
     write_private(&key_path, &key.serialize_pem())?;
     write_public(&cert_path, &chain)?;
     write_public(&sans_path, &(names.join("\n") + "\n"))?;
-    Ok(ServerPki {
-        ca_pem,
-        serving_chain_pem: chain,
-        serving_key_pem: key.serialize_pem(),
-    })
+    Ok((chain, key.serialize_pem()))
+}
+
+/// The API server's client certificate for kubelets: reused when present, else issued.
+fn kubelet_client(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    ca_pem: &str,
+) -> Result<(String, String)> {
+    let cert_path = dir.join("kubelet-client.crt");
+    let key_path = dir.join("kubelet-client.key");
+    if let (Some(chain), Some(key)) = (read(&cert_path), read(&key_path)) {
+        return Ok((chain, key));
+    }
+    let key = KeyPair::generate()
+        .map_err(|e| Error::Config(format!("cannot generate the kubelet client key: {e}")))?;
+    let cert = kubelet_client_params()
+        .signed_by(&key, issuer)
+        .map_err(|e| Error::Config(format!("cannot issue the kubelet client certificate: {e}")))?;
+    let chain = format!("{}{}", cert.pem(), ca_pem);
+    write_private(&key_path, &key.serialize_pem())?;
+    write_public(&cert_path, &chain)?;
+    Ok((chain, key.serialize_pem()))
+}
+
+/// kube-apiserver's kubelet client identity: CN `skiff-apiserver-kubelet-client`, O
+/// `system:masters`, usable for client authentication only.
+fn kubelet_client_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "skiff-apiserver-kubelet-client");
+    dn.push(DnType::OrganizationName, "system:masters");
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(SERVING_VALIDITY_DAYS);
+    params
 }
 
 /// The CA's parameters. Also used to rebuild the issuer from the stored key: what signing
@@ -333,6 +389,10 @@ mod tests {
         assert_eq!(mode("serving.key"), 0o600);
 
         let again = load_or_create(dir.path(), &wanted).expect("reload");
+        assert_eq!(
+            again.kubelet_client_chain_pem,
+            first.kubelet_client_chain_pem
+        );
         assert_eq!(again.ca_pem, first.ca_pem);
         assert_eq!(again.serving_chain_pem, first.serving_chain_pem);
         assert_eq!(again.serving_key_pem, first.serving_key_pem);
@@ -343,6 +403,56 @@ mod tests {
         assert_eq!(reissued.ca_pem, first.ca_pem);
         assert_ne!(reissued.serving_chain_pem, first.serving_chain_pem);
         verify(&reissued, "skiff.example").expect("the new name");
+    }
+
+    #[test]
+    fn the_kubelet_client_certificate_is_a_client_of_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = load_or_create(dir.path(), &names(&[])).expect("create");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let roots = |pem: &str| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("ca"))
+                .expect("root");
+            std::sync::Arc::new(roots)
+        };
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots(&pki.ca_pem),
+            provider.clone(),
+        )
+        .build()
+        .expect("verifier");
+        let chain = |pem: &str| -> Vec<CertificateDer<'static>> {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<std::result::Result<_, _>>()
+                .expect("chain")
+        };
+        let client = chain(&pki.kubelet_client_chain_pem);
+        verifier
+            .verify_client_cert(&client[0], &client[1..], UnixTime::now())
+            .expect("the API server's client certificate verifies against the CA");
+        let serving = chain(&pki.serving_chain_pem);
+        assert!(
+            verifier
+                .verify_client_cert(&serving[0], &serving[1..], UnixTime::now())
+                .is_err(),
+            "a serving certificate is no client certificate"
+        );
+        let other = tempfile::tempdir().expect("tempdir");
+        let foreign = load_or_create(other.path(), &names(&[])).expect("other CA");
+        let foreign_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots(&foreign.ca_pem),
+            provider,
+        )
+        .build()
+        .expect("verifier");
+        assert!(
+            foreign_verifier
+                .verify_client_cert(&client[0], &client[1..], UnixTime::now())
+                .is_err(),
+            "another cluster's kubelets refuse it"
+        );
     }
 
     #[test]

@@ -15,7 +15,13 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 
 /// The rustls server configuration for a PEM certificate chain (leaf first) and its key.
-pub fn server_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>> {
+/// With `client_ca` (PEM), every client must present a certificate signed by it: how the
+/// kubelet API admits only the API server.
+pub fn server_config(
+    chain_pem: &str,
+    key_pem: &str,
+    client_ca: Option<&[u8]>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Config(format!("serving certificate is not valid PEM: {e}")))?;
@@ -27,10 +33,30 @@ pub fn server_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::Serve
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| Error::Config(format!("serving key is not a valid PEM key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?
-        .with_no_client_auth()
+        .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert =
+                    cert.map_err(|e| Error::Config(format!("client CA is not valid PEM: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("unusable client CA: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| Error::Config(format!("cannot verify clients: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| Error::Config(format!("unusable serving certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

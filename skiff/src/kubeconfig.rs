@@ -118,10 +118,16 @@ impl ClientFlags {
 
     /// A client configured from these flags, the kubeconfig and the environment.
     pub async fn client(&self) -> Result<runtime::Client, runtime::Error> {
+        runtime::Client::new(self.config().await?)
+    }
+
+    /// The client configuration from these flags: bootstrapped from the join token (CA
+    /// fetched and checked), or loaded from the kubeconfig and the environment.
+    pub async fn config(&self) -> Result<runtime::config::Config, runtime::Error> {
         if self.joins_with_token()
             && let (Some(server), Some(token)) = (&self.server, &self.token)
         {
-            return runtime::Client::new(runtime::join::bootstrap(server, token).await?);
+            return runtime::join::bootstrap(server, token).await;
         }
         let opts = runtime::config::LoadOptions {
             kubeconfig: self.kubeconfig.clone(),
@@ -129,6 +135,6 @@ impl ClientFlags {
             token: self.token.clone(),
             ..Default::default()
         };
-        runtime::Client::new(runtime::config::load(&opts)?)
+        runtime::config::load(&opts)
     }
 }

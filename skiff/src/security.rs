@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use apiserver::allocator::Ipv4Range;
 use apiserver::http::authn::{Authentication, TokenEntry, UserInfo};
+use apiserver::http::node_proxy::KubeletClientCert;
 use runtime::config::{Auth, Config, Pem, TlsConfig};
 use runtime::join::{self, JoinToken};
 
@@ -24,6 +25,8 @@ pub struct Security {
     pub ca_pem: Option<String>,
     /// The admin's bearer token (HTTPS only).
     pub admin_token: Option<String>,
+    /// The certificate the API server presents to kubelets (HTTPS only).
+    pub kubelet_client_cert: Option<KubeletClientCert>,
 }
 
 /// Refuses the plain-HTTP mode (no TLS, no authentication) anywhere but loopback.
@@ -95,6 +98,7 @@ impl Security {
                 authentication: Authentication::default(),
                 ca_pem: None,
                 admin_token: None,
+                kubelet_client_cert: None,
             });
         }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
@@ -106,8 +110,9 @@ impl Security {
         );
         let pki = runtime::pki::load_or_create(&data_dir.join("tls"), &names)
             .map_err(|e| e.to_string())?;
-        let tls = runtime::tls_serve::server_config(&pki.serving_chain_pem, &pki.serving_key_pem)
-            .map_err(|e| e.to_string())?;
+        let tls =
+            runtime::tls_serve::server_config(&pki.serving_chain_pem, &pki.serving_key_pem, None)
+                .map_err(|e| e.to_string())?;
         let admin_path = data_dir.join("admin-token");
         let admin = match read_secret(&admin_path) {
             Some(t) => t,
@@ -149,6 +154,10 @@ impl Security {
         Ok(Security {
             tls: Some(tls),
             authentication,
+            kubelet_client_cert: Some(KubeletClientCert {
+                chain_pem: pki.kubelet_client_chain_pem,
+                key_pem: pki.kubelet_client_key_pem,
+            }),
             ca_pem: Some(pki.ca_pem),
             admin_token: Some(admin),
         })

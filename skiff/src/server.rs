@@ -134,6 +134,7 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
         authentication: security.authentication.clone(),
         ca_bundle: security.ca_pem.clone(),
+        kubelet_client_cert: security.kubelet_client_cert.clone(),
     };
     let server = ApiServer::new(store, config).await?;
     let listener = TcpListener::bind(args.listen)

@@ -219,7 +219,7 @@ fn finish(mut child: std::process::Child) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_joins_with_the_node_token_alone() {
     let server = TestServer::start_server().await;
-    let _agent = TestAgent::join(&server, "joiner", "process", &[]).await;
+    let agent = TestAgent::join(&server, "joiner", "process", &[]).await;
     let pods: Api<Pod> = Api::namespaced(server.runtime_client(), "default");
     create(
         &pods,
@@ -245,6 +245,24 @@ async fn an_agent_joins_with_the_node_token_alone() {
     })
     .await;
     assert_eq!(logs.trim(), "joined");
+    // ... and admits only the API server: a client without the API server's certificate
+    // (signed by the cluster CA) does not get through the TLS handshake.
+    let mut direct =
+        runtime::config::Config::from_url(&format!("https://127.0.0.1:{}", agent.kubelet_port));
+    direct.tls.insecure = true;
+    let refused = direct
+        .http_client()
+        .expect("client")
+        .get(format!(
+            "{}/containerLogs/default/hello/main",
+            direct.server
+        ))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "the kubelet served a client without a certificate: {refused:?}"
+    );
 
     // A token vouching for another CA: the agent refuses the server and never registers.
     let secret = server
@@ -283,6 +301,8 @@ async fn certificates_and_tokens_are_reused_after_a_restart() {
         "tls/ca.key",
         "tls/serving.crt",
         "tls/serving.key",
+        "tls/kubelet-client.crt",
+        "tls/kubelet-client.key",
         "admin-token",
         "node-token",
     ];

@@ -79,8 +79,13 @@ impl Authentication {
     /// Decides on one request from its `Authorization` header and path. A presented but
     /// wrong credential is refused even on public paths and with anonymous access on, as
     /// kube-apiserver does.
+    /// With no tokens configured, credentials are ignored (nothing could check them), as
+    /// kube-apiserver ignores a bearer token when no token authenticator is configured.
     pub fn authenticate(&self, authorization: Option<&str>, path: &str) -> Result<Verdict, Error> {
-        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+        let header = authorization
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && !self.tokens.is_empty());
+        let Some(header) = header else {
             return if self.anonymous || is_public(path) {
                 Ok(Verdict::Anonymous)
             } else {
@@ -180,6 +185,22 @@ mod tests {
             let got = authn(anonymous).authenticate(header, path).ok();
             assert_eq!(got, want, "anonymous={anonymous} {header:?} {path}");
         }
+    }
+
+    #[test]
+    fn without_tokens_credentials_are_ignored() {
+        let open = Authentication::default();
+        assert_eq!(
+            open.authenticate(Some("Bearer anything"), "/api/v1/pods")
+                .ok(),
+            Some(Verdict::Anonymous)
+        );
+        let closed = Authentication {
+            anonymous: false,
+            ..Authentication::default()
+        };
+        assert!(closed.authenticate(Some("Bearer x"), "/api").is_err());
+        assert!(closed.authenticate(None, "/readyz").is_ok());
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct ApiState {
     pub authentication: authn::Authentication,
     /// The cluster CA bundle served on `/cacerts` (HTTPS servers only).
     pub ca_bundle: Option<String>,
+    /// The client logs, exec and port-forward reach kubelets with.
+    pub kubelet: reqwest::Client,
 }
 
 /// The router serving the whole API.

@@ -47,9 +47,19 @@ impl ServingCert {
         })
     }
 
-    /// The rustls server configuration (HTTP/1.1 only: exec upgrades need it).
+    /// The rustls server configuration (HTTP/1.1 only: exec upgrades need it), open to any
+    /// client.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
-        runtime::tls_serve::server_config(&self.cert_pem, &self.key_pem)
+        self.server_config_for_clients_of(None)
+    }
+
+    /// The rustls server configuration; with `client_ca` (PEM, the cluster CA) only clients
+    /// with a certificate it signed — the API server — get through the handshake.
+    pub fn server_config_for_clients_of(
+        &self,
+        client_ca: Option<&[u8]>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        runtime::tls_serve::server_config(&self.cert_pem, &self.key_pem, client_ca)
             .map_err(|e| Error::Tls(e.to_string()))
     }
 }
