@@ -98,9 +98,29 @@ pub fn ca_matches(token: &JoinToken, body: &[u8]) -> bool {
         .is_some_and(|h| secrets_equal(h, &ca_hash(body)))
 }
 
+/// How long [`bootstrap`] keeps retrying a server it cannot reach (agents are often started
+/// together with, or before, their server).
+const BOOTSTRAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A client config for `server` from a join token alone: fetches the CA from `/cacerts`,
-/// checks it against the token's hash, and authenticates with the token.
+/// checks it against the token's hash, and authenticates with the token. An unreachable
+/// server is retried (with back-off, for up to a minute); a CA that does not match is not.
 pub async fn bootstrap(server: &str, token_text: &str) -> Result<Config> {
+    let deadline = tokio::time::Instant::now() + BOOTSTRAP_PATIENCE;
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match bootstrap_once(server, token_text).await {
+            Err(Error::Http(e)) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, %server, "cannot reach the server yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn bootstrap_once(server: &str, token_text: &str) -> Result<Config> {
     let token = JoinToken::parse(token_text)?;
     if token.ca_hash.is_none() {
         return Err(Error::Config(

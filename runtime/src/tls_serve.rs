@@ -63,6 +63,9 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What happens to open connections at shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drain {
@@ -113,10 +116,15 @@ where
         while connections.try_join_next().is_some() {}
         let (acceptor, app, mut stopping) = (acceptor.clone(), app.clone(), stopping.clone());
         connections.spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            // A client that never finishes its handshake must not hold a task forever.
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };

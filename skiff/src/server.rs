@@ -102,6 +102,14 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;
+    let security = crate::security::Security::prepare(
+        &args.data_dir,
+        args.listen,
+        &registry.service_cidr,
+        &args.tls_san,
+        args.plain_http,
+    )
+    .map_err(ServerError::Security)?;
     let store: Arc<dyn Store> = if args.etcd_endpoints.is_empty() {
         let history = i64::try_from(args.history.max(1)).unwrap_or(i64::MAX);
         let options = EmbeddedOptions {
@@ -121,14 +129,6 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
         ));
         store
     };
-    let security = crate::security::Security::prepare(
-        &args.data_dir,
-        args.listen,
-        &registry.service_cidr,
-        &args.tls_san,
-        args.plain_http,
-    )
-    .map_err(ServerError::Security)?;
     let config = ServerConfig {
         registry,
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
