@@ -21,7 +21,7 @@ else
     >"$DATA_DIR/server.log" 2>&1 &
   echo $! >"$DATA_DIR/skiff.pid"
   for _ in $(seq 1 100); do
-    [ -f "$DATA_DIR/kubeconfig.yaml" ] && curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1 && break
+    [ -f "$DATA_DIR/kubeconfig.yaml" ] && curl -fsS --cacert "$DATA_DIR/tls/ca.crt" "https://$LISTEN/readyz" >/dev/null 2>&1 && break
     sleep 0.1
   done
 fi
@@ -43,7 +43,7 @@ kubectl rollout status deployment/nginx-deployment --timeout=120s
 kubectl get deployments,replicasets,pods -o wide
 cat <<MSG
 
-Skiff is serving the Kubernetes API at http://$LISTEN (log: $DATA_DIR/server.log).
+Skiff is serving the Kubernetes API at https://$LISTEN (log: $DATA_DIR/server.log).
   export KUBECONFIG=$KUBECONFIG
   kubectl get all
 Three simulated nodes (sim-0..sim-2) run the pods (log: $DATA_DIR/agent.log); they run no
