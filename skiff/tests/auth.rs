@@ -14,7 +14,7 @@ use runtime::Api;
 use runtime::config::Auth;
 use serde_json::{Value, json};
 use support::agent::{TestAgent, create, phase, pod};
-use support::{TestServer, run_kubectl, wait_for};
+use support::{Backend, TestServer, run_kubectl, wait_for};
 
 const CONFIGMAP: &str = "apiVersion: v1
 kind: ConfigMap
@@ -334,6 +334,37 @@ async fn certificates_and_tokens_are_reused_after_a_restart() {
     // A kubeconfig handed out before the restart still works.
     let out = run_kubectl(&saved, &["get", "configmap", "joined", "-o", "name"], None);
     assert_eq!(out.ok().trim(), "configmap/joined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tls_san_reissues_the_serving_certificate_under_the_same_ca() {
+    let mut server =
+        TestServer::start_with(Backend::Embedded, &["--tls-san", "a.skiff.test"]).await;
+    let read = |f: &str| std::fs::read_to_string(server.data_dir.join(f)).expect(f);
+    let (ca, serving) = (read("tls/ca.crt"), read("tls/serving.crt"));
+    let by_name = |name: &str| server.kubectl(&["--tls-server-name", name, "get", "namespaces"]);
+    by_name("a.skiff.test").ok();
+    let refused = by_name("b.skiff.test");
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("certificate is valid for"),
+        "{}",
+        refused.stderr
+    );
+
+    assert!(server.terminate());
+    server.set_extra(&["--tls-san", "a.skiff.test,b.skiff.test"]);
+    server.spawn().await;
+    let read = |f: &str| std::fs::read_to_string(server.data_dir.join(f)).expect(f);
+    assert_eq!(read("tls/ca.crt"), ca, "the CA stays");
+    assert_ne!(
+        read("tls/serving.crt"),
+        serving,
+        "the serving certificate is re-issued"
+    );
+    let by_name = |name: &str| server.kubectl(&["--tls-server-name", name, "get", "namespaces"]);
+    by_name("a.skiff.test").ok();
+    by_name("b.skiff.test").ok();
 }
 
 #[test]

@@ -109,6 +109,11 @@ impl TestServer {
         server
     }
 
+    /// Replaces the extra flags the next [`TestServer::spawn`] passes.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// (Re)starts the process on the same data dir and port, and waits until it is ready.
     pub async fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
