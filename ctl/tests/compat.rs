@@ -277,7 +277,8 @@ async fn get_apply_delete_match_kubectl() {
     both.skiffctl(&["create", "-f", "-"], Some(&event)).ok();
     both.skiffctl(&["apply", "-f", "-"], Some(NODE)).ok();
     let status: Value = serde_json::from_str(NODE_STATUS).expect("json");
-    let resp = reqwest::Client::new()
+    let resp = server
+        .http()
         .patch(format!("{}/api/v1/nodes/n1/status", server.url))
         .header("content-type", "application/merge-patch+json")
         .body(status.to_string())

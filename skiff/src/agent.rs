@@ -135,7 +135,16 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         Some(AgentCommand::Reset(reset)) => return reset_node(reset).await,
         None => {}
     }
-    let client = args.client.client()?;
+    let client_config = args.client.config().await?;
+    // The CA this agent trusts the API server by is the cluster CA: the kubelet API admits
+    // only clients it signed, i.e. the API server.
+    let client_ca = client_config
+        .tls
+        .ca
+        .as_ref()
+        .filter(|_| client_config.server.starts_with("https://"))
+        .map(|pem| pem.bytes.clone());
+    let client = runtime::Client::new(client_config)?;
     match args.runtime {
         None => Err(runtime::Error::Request("--runtime is required".into())),
         Some(RuntimeKind::Simulated) => {
@@ -154,7 +163,8 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             Ok(())
         }
         Some(kind) => {
-            let config = agent_config(&args)?;
+            let mut config = agent_config(&args)?;
+            config.client_ca = client_ca;
             let (driver, puller) =
                 crate::agent_runtime::build(kind, &args.data_dir, &config, &args.cni_bridge)?;
             let agent = Agent::start(client, config, driver, puller).await?;

@@ -8,6 +8,7 @@ mod controllers;
 mod kubeconfig;
 mod lab;
 mod scheduler;
+mod security;
 mod server;
 
 use clap::{Parser, Subcommand};
