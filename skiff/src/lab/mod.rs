@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kubelet::network::topology::{LabNetwork, LabPlan};
 use runtime::{Api, ListParams};
 
@@ -228,17 +228,19 @@ async fn start_components(state: &mut LabState, timeout: Duration) -> Result<(),
     state.server_pid = Some(pid);
     state.save()?;
     let kubeconfig = spec.kubeconfig();
-    let ready = format!("{}/readyz", spec.server_url());
     wait_until(
         "the API server to be ready",
         Duration::from_secs(30),
         || {
-            let (kubeconfig, ready) = (kubeconfig.clone(), ready.clone());
+            let (kubeconfig, spec) = (kubeconfig.clone(), spec.clone());
             async move {
-                kubeconfig.exists()
-                    && reqwest::get(ready)
-                        .await
-                        .is_ok_and(|r| r.status().is_success())
+                if !kubeconfig.exists() {
+                    return false;
+                }
+                let Ok(client) = client(&spec) else {
+                    return false;
+                };
+                Api::<Namespace>::all(client).get("default").await.is_ok()
             }
         },
     )
@@ -270,7 +272,10 @@ async fn start_components(state: &mut LabState, timeout: Duration) -> Result<(),
 fn start_agent(state: &mut LabState, exe: &Path, node: &NodeSpec) -> Result<(), String> {
     std::fs::create_dir_all(&node.data_dir)
         .map_err(|e| format!("{}: {e}", node.data_dir.display()))?;
-    let (program, args) = state.spec.agent_command(exe, node);
+    let token_file = state.spec.node_token_file();
+    let token = std::fs::read_to_string(&token_file)
+        .map_err(|e| format!("{}: {e}", token_file.display()))?;
+    let (program, args) = state.spec.agent_command(exe, node, token.trim());
     let pid = procs::spawn_detached(&program, &args, &state.spec.log(&node.name))?;
     state.agent_pids.insert(node.name.clone(), pid);
     Ok(())

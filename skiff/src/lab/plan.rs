@@ -95,7 +95,12 @@ pub fn node_name(i: usize) -> String {
 
 impl LabSpec {
     pub fn server_url(&self) -> String {
-        format!("http://{}:{}", self.server_ip, self.server_port)
+        format!("https://{}:{}", self.server_ip, self.server_port)
+    }
+
+    /// The join token the server writes; agents join with it as from another machine.
+    pub fn node_token_file(&self) -> PathBuf {
+        self.server_dir().join("node-token")
     }
 
     pub fn server_dir(&self) -> PathBuf {
@@ -161,9 +166,9 @@ impl LabSpec {
         args
     }
 
-    /// `skiff agent ...` for `node` (arguments after the executable; runc nodes are entered
-    /// with `nsenter`, see [`LabSpec::agent_command`]).
-    pub fn agent_args(&self, node: &NodeSpec) -> Vec<String> {
+    /// `skiff agent ...` for `node`, joining with the node `token` (arguments after the
+    /// executable; runc nodes are entered with `nsenter`, see [`LabSpec::agent_command`]).
+    pub fn agent_args(&self, node: &NodeSpec, token: &str) -> Vec<String> {
         // A Lease renewed every quarter of its duration, well inside the node grace period.
         let lease = (self.timings.node_grace_seconds * 4 / 5).max(4);
         let status_every = (self.timings.node_grace_seconds / 2).max(1);
@@ -171,8 +176,10 @@ impl LabSpec {
             "agent".into(),
             "--runtime".into(),
             self.runtime.as_str().into(),
-            "--kubeconfig".into(),
-            path(&self.kubeconfig()),
+            "--server".into(),
+            self.server_url(),
+            "--token".into(),
+            token.into(),
             "--node-name".into(),
             node.name.clone(),
             "--node-ip".into(),
@@ -193,8 +200,8 @@ impl LabSpec {
     }
 
     /// The full command line of `node`'s agent: program and arguments.
-    pub fn agent_command(&self, exe: &Path, node: &NodeSpec) -> (String, Vec<String>) {
-        let agent = self.agent_args(node);
+    pub fn agent_command(&self, exe: &Path, node: &NodeSpec, token: &str) -> (String, Vec<String>) {
+        let agent = self.agent_args(node, token);
         match &node.netns {
             Some(ns) => {
                 let mut args = vec![format!("--net={}", ns.display()), "--".into(), path(exe)];
@@ -263,7 +270,7 @@ mod tests {
         assert_eq!(nodes[1].name, "node-2");
         assert_eq!(nodes[1].ip, Ipv4Addr::new(10, 250, 0, 3));
         assert_eq!(nodes[1].data_dir, PathBuf::from("/lab/nodes/node-2"));
-        let (program, args) = s.agent_command(Path::new("/bin/skiff"), &nodes[1]);
+        let (program, args) = s.agent_command(Path::new("/bin/skiff"), &nodes[1], "K10x::node:y");
         assert_eq!(program, "nsenter");
         assert_eq!(
             args[..4],
@@ -276,7 +283,7 @@ mod tests {
             "--node-lease-duration-seconds 8",
             "--node-status-update-frequency 5s",
             "--crash-loop-backoff-max 30s",
-            "--kubeconfig /lab/server/kubeconfig.yaml",
+            "--server https://10.250.0.1:6443 --token K10x::node:y",
         ] {
             assert!(joined.contains(want), "{want} in {joined}");
         }
@@ -293,7 +300,7 @@ mod tests {
                 .iter()
                 .all(|n| n.netns.is_none() && n.ip.is_loopback())
         );
-        let (program, args) = s.agent_command(Path::new("/bin/skiff"), &nodes[0]);
+        let (program, args) = s.agent_command(Path::new("/bin/skiff"), &nodes[0], "K10x::node:y");
         assert_eq!(
             (program.as_str(), args[0].as_str()),
             ("/bin/skiff", "agent")
