@@ -1,0 +1,3 @@
+//! Skiff's cluster DNS.
+pub mod records;
+pub mod resolve;
