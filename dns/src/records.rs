@@ -163,6 +163,11 @@ pub trait ClusterView: Send + Sync {
     /// Whether any Service exists in `namespace` (then `<namespace>.svc.<domain>` is a name
     /// with no records of its own rather than a missing one).
     fn has_services_in(&self, namespace: &str) -> bool;
+    /// Whether the view has seen the cluster at least once (before that, cluster names get
+    /// SERVFAIL rather than an NXDOMAIN clients would cache).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// A fixed set of Services: for tests, and for anything answering from a snapshot.
@@ -199,8 +204,10 @@ mod tests {
     use serde_json::json;
 
     fn svc(spec: serde_json::Value) -> Service {
-        serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}),
+        )
+        .unwrap()
     }
 
     fn slice(v: serde_json::Value) -> EndpointSlice {

@@ -106,6 +106,11 @@ impl Zone {
         &self.domain
     }
 
+    /// Whether `name` is in the zone (the domain or below it).
+    pub fn contains(&self, name: &str) -> bool {
+        self.relative(name).is_some()
+    }
+
     /// The labels of `name` below the domain, left to right (`web.default.svc`), or `None`
     /// when `name` is not in the zone.
     fn relative<'a>(&self, name: &'a str) -> Option<Vec<&'a str>> {
@@ -143,11 +148,11 @@ impl Zone {
                 Some(record) => self.service_name(owner, svc, ns, &record, qtype),
                 None => Resolution::NxDomain,
             },
-            [port, proto, svc, ns, "svc"]
-                if port.starts_with('_') && proto.starts_with('_') =>
-            {
+            [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
                 match view.service(ns, svc) {
-                    Some(record) => self.port_name(&port[1..], &proto[1..], svc, ns, &record, qtype),
+                    Some(record) => {
+                        self.port_name(&port[1..], &proto[1..], svc, ns, &record, qtype)
+                    }
                     None => Resolution::NxDomain,
                 }
             }
@@ -431,8 +436,8 @@ mod tests {
         }
     }
 
-    use Resolution::{NoData, NxDomain, Outside};
     use RecordType::{A, AAAA, ANY, SOA, SRV, TXT};
+    use Resolution::{NoData, NxDomain, Outside};
 
     #[test]
     fn names_and_answers() {
@@ -445,7 +450,10 @@ mod tests {
             (
                 "Web.Default.SVC.cluster.local.",
                 A,
-                ans(vec![a("Web.Default.SVC.cluster.local", "10.96.0.50")], vec![]),
+                ans(
+                    vec![a("Web.Default.SVC.cluster.local", "10.96.0.50")],
+                    vec![],
+                ),
             ),
             (web, ANY, ans(vec![a(web, "10.96.0.50")], vec![])),
             (web, AAAA, NoData),
@@ -467,7 +475,12 @@ mod tests {
                 "_http._tcp.web.default.svc.cluster.local",
                 SRV,
                 ans(
-                    vec![srv("_http._tcp.web.default.svc.cluster.local", 100, 80, web)],
+                    vec![srv(
+                        "_http._tcp.web.default.svc.cluster.local",
+                        100,
+                        80,
+                        web,
+                    )],
                     vec![a(web, "10.96.0.50")],
                 ),
             ),
@@ -500,7 +513,10 @@ mod tests {
             (
                 "db-0.db.default.svc.cluster.local",
                 A,
-                ans(vec![a("db-0.db.default.svc.cluster.local", "10.244.1.5")], vec![]),
+                ans(
+                    vec![a("db-0.db.default.svc.cluster.local", "10.244.1.5")],
+                    vec![],
+                ),
             ),
             (
                 "10-244-2-6.db.default.svc.cluster.local",
@@ -607,7 +623,10 @@ mod tests {
             zone.resolve(&view, "web.default.svc.skiff.test", A),
             ans(vec![a("web.default.svc.skiff.test", "10.96.0.50")], vec![])
         );
-        assert_eq!(zone.resolve(&view, "web.default.svc.cluster.local", A), Outside);
+        assert_eq!(
+            zone.resolve(&view, "web.default.svc.cluster.local", A),
+            Outside
+        );
     }
 
     #[test]
