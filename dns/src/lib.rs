@@ -22,4 +22,6 @@ pub mod upstream;
 pub mod view;
 
 pub use error::DnsError;
+/// The hickory-dns wire types (names, queries, messages), for clients of this crate.
+pub use hickory_proto as proto;
 pub use serve::{DnsConfig, Sockets, run};

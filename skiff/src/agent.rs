@@ -62,8 +62,9 @@ pub struct AgentArgs {
     /// Longest crash-loop back-off delay (Kubernetes: 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     crash_loop_backoff_max: Duration,
-    /// Cluster DNS server addresses given to ClusterFirst pods.
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster DNS server addresses given to ClusterFirst pods (default: the kube-dns
+    /// Service `skiff server` keeps, the 10th address of the default service CIDR).
+    #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
     cluster_dns: Vec<IpAddr>,
     /// Cluster domain.
     #[arg(long, default_value = "cluster.local")]
