@@ -13,6 +13,7 @@
 
 pub mod model;
 pub mod nftables;
+pub mod testbed;
 pub mod userspace;
 
 use std::net::IpAddr;
