@@ -260,3 +260,83 @@ async fn cluster_ip_and_node_port_balance_over_ready_pods() {
     assert_eq!(nft.list_table().expect("nft list"), None);
     drop(servers);
 }
+
+/// One HTTP/1.0 GET of `/` from `addr`; the body.
+fn http_get(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    Ok(reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+/// The `process` runtime's userspace proxy: a NodePort on the node's address relays to the
+/// Service's ready pods (host processes), round-robin; the named targetPort resolves to a
+/// different number in each pod.
+#[tokio::test]
+async fn userspace_proxy_serves_node_ports_for_process_pods() {
+    let server = TestServer::start_server().await;
+    let _agent = support::agent::TestAgent::start(
+        &server,
+        "proc-proxy",
+        "process",
+        &["--proxy", "userspace"],
+    )
+    .await;
+    let client = server.runtime_client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["web-a", "web-b"] {
+        let port = support::free_port();
+        let script = format!(
+            "mkdir -p www && echo {name} > www/index.html && exec busybox httpd -f -p 127.0.0.1:{port} -h www"
+        );
+        let spec = json!({"nodeName": "proc-proxy", "containers": [{
+            "name": "main", "image": "busybox", "command": ["sh", "-c", script],
+            "ports": [{"name": "http", "containerPort": port}],
+            "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
+        }]});
+        let mut pod = support::agent::pod(name, spec);
+        pod.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        support::agent::create(&pods, pod).await;
+    }
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"port": 80, "targetPort": "http"}]},
+    }))
+    .unwrap();
+    let svc = svc_api
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap() as u16;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node_port));
+    // Both pods ready and behind the NodePort: round-robin answers alternate.
+    let counts = wait_for(
+        "both pods behind the NodePort",
+        Duration::from_secs(60),
+        || async move {
+            let answers = tokio::task::spawn_blocking(move || {
+                (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
+            })
+            .await
+            .ok()?;
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for a in answers {
+                *counts.entry(a.ok()?).or_insert(0) += 1;
+            }
+            (counts.len() == 2).then_some(counts)
+        },
+    )
+    .await;
+    assert_eq!(counts.get("web-a"), Some(&10), "{counts:?}");
+    assert_eq!(counts.get("web-b"), Some(&10), "{counts:?}");
+}
