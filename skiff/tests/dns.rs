@@ -347,3 +347,78 @@ async fn kube_dns_service_is_kept() {
     })
     .await;
 }
+
+/// The must-show: in a two-node lab cluster (agents with the nftables proxy, pods'
+/// resolv.conf naming the kube-dns ClusterIP), a pod resolves a Service's name through the
+/// kube-dns Service (DNATed and masqueraded to the server's DNS on the lab bridge) and
+/// reaches the Service by its short name through the search domains.
+#[tokio::test]
+async fn from_inside_a_pod_the_service_name_resolves_and_answers() {
+    use support::cluster::{TwoNodeCluster, busybox_pod, httpd_pod, root_or_skip};
+    if !root_or_skip("from_inside_a_pod_the_service_name_resolves_and_answers") {
+        return;
+    }
+    let c = TwoNodeCluster::start_with(&["--dns-upstream", "none"], &["--proxy", "nftables"]).await;
+    let node = c.node_name(0).to_string();
+    c.create(httpd_pod("web-0", &node)).await;
+    let svc = c
+        .create(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web-0"}, "ports": [{"name": "http", "port": 80}]}}))
+        .await;
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    c.create(busybox_pod("client", &node, "sleep 3600")).await;
+    c.wait_running("web-0").await;
+    c.wait_running("client").await;
+    // The kubelet pointed the pod at the kube-dns Service with Kubernetes' search path.
+    let resolv = c.exec("client", &["cat", "/etc/resolv.conf"]);
+    let resolv = resolv.ok();
+    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("ndots:5"), "{resolv}");
+    // The name resolves to the ClusterIP (retried until the proxy has the rules).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c.exec("client", &["nslookup", "web.default.svc.cluster.local"]);
+        if out.code == 0 && out.stdout.contains(&cluster_ip) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nslookup in the pod never gave {cluster_ip}: code {} stdout {} stderr {}",
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // An unknown name does not resolve.
+    let out = c.exec("client", &["nslookup", "nope.default.svc.cluster.local"]);
+    assert!(
+        out.code != 0 || !out.stdout.contains("Name:"),
+        "unknown name resolved: {}",
+        out.stdout
+    );
+    // The short name, through the search domains and the Service, answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c.exec("client", &["timeout", "10", "wget", "-qO-", "http://web"]);
+        if out.code == 0 && out.stdout.trim() == "web-0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wget http://web from the pod: code {} stdout {} stderr {}",
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
