@@ -325,6 +325,47 @@ mod tests {
         assert_eq!(reply.additionals()[0].data().to_string(), "10.96.0.50");
     }
 
+    /// A view whose caches have not synced yet.
+    struct Unsynced;
+
+    impl ClusterView for Unsynced {
+        fn service(&self, _: &str, _: &str) -> Option<ServiceRecord> {
+            None
+        }
+        fn has_services_in(&self, _: &str) -> bool {
+            false
+        }
+        fn ready(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn cluster_names_fail_temporarily_until_synced() {
+        let handler = Handler::new(
+            Zone::new("cluster.local"),
+            Arc::new(Unsynced),
+            Upstream::None,
+            1,
+        );
+        let sockets = crate::serve::Sockets::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = sockets.addr();
+        let (udp, _tcp) = sockets.into_parts();
+        let mut server = hickory_server::ServerFuture::new(handler);
+        server.register_socket(udp);
+        let cases = [
+            ("web.default.svc.cluster.local.", ResponseCode::ServFail),
+            ("cluster.local.", ResponseCode::ServFail),
+            ("example.com.", ResponseCode::NXDomain),
+        ];
+        for (name, code) in cases {
+            let reply = query(addr, name, RecordType::A, Transport::Udp).await;
+            assert_eq!(reply.response_code(), code, "{name}");
+        }
+    }
+
     #[tokio::test]
     async fn outside_names_go_upstream() {
         // The upstream is another instance of this server: its cluster names are "outside"

@@ -95,15 +95,14 @@ impl ServiceRecord {
         } else if spec.cluster_ip.as_deref() == Some("None") {
             ServiceKind::Headless
         } else {
-            let mut ips: Vec<Ipv4Addr> = spec
+            // Single-stack or dual-stack, a Service has at most one IPv4 ClusterIP.
+            let ip = spec
                 .cluster_ips
                 .iter()
                 .flatten()
                 .chain(spec.cluster_ip.iter())
-                .filter_map(|ip| ip.parse().ok())
-                .collect();
-            ips.dedup();
-            ips.truncate(1);
+                .find_map(|ip| ip.parse::<Ipv4Addr>().ok());
+            let ips: Vec<Ipv4Addr> = ip.into_iter().collect();
             ServiceKind::ClusterIp(ips)
         };
         let ports = spec
