@@ -206,6 +206,8 @@ async fn get_apply_delete_match_kubectl() {
         vec!["get", "endpointslices", "-n", "kc"],
         vec!["get", "ep,endpointslices.discovery.k8s.io", "-A"],
         vec!["get", "cm", "-A", "--show-labels"],
+        vec!["get", "cm", "-A", "--no-headers"],
+        vec!["get", "deploy,svc", "-n", "kc", "--no-headers"],
         vec!["get", "pods", "-n", "sk"],
         vec!["get", "ns"],
         vec!["get", "deploy", "web", "-n", "sk", "-o", "yaml"],

@@ -77,6 +77,8 @@ pub enum ServerError {
     Client(#[from] runtime::Error),
     #[error("benchmark failed: {0}")]
     Bench(String),
+    #[error("{0}")]
+    Lab(String),
 }
 
 /// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler and

@@ -274,7 +274,7 @@ fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl
 }
 
 /// Runs a kubectl-like CLI (`bin`) with `kubeconfig` and an empty HOME.
-fn run_cli(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+pub fn run_cli(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
     use std::io::Write;
     let home = kubeconfig.parent().expect("kubeconfig dir").join("home");
     let _ = std::fs::create_dir_all(&home);
