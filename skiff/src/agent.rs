@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kubelet::agent::{Agent, AgentConfig};
+use kubelet::proxy::{Proxy, ProxyConfig, ProxyMode};
 use kubelet::simulated::{Fleet, FleetConfig};
 
 use crate::agent_image::DEFAULT_DATA_DIR;
@@ -21,6 +22,17 @@ pub enum RuntimeKind {
     Process,
     /// Hollow nodes: register, heartbeat, report pods Running; run nothing.
     Simulated,
+}
+
+/// How the agent implements Services on its node.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyFlag {
+    /// nftables rules in table `ip skiff` (root).
+    Nftables,
+    /// A userspace TCP relay for NodePorts (no root; no ClusterIPs).
+    Userspace,
+    /// No Service proxy.
+    None,
 }
 
 /// Flags of `skiff agent`.
@@ -62,12 +74,16 @@ pub struct AgentArgs {
     /// Longest crash-loop back-off delay (Kubernetes: 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     crash_loop_backoff_max: Duration,
-    /// Cluster DNS server addresses given to ClusterFirst pods.
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster DNS server addresses given to ClusterFirst pods (default: the kube-dns
+    /// Service `skiff server` keeps, the 10th address of the default service CIDR).
+    #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
     cluster_dns: Vec<IpAddr>,
     /// Cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Service proxy (default: nftables for runc, userspace for process, none for simulated).
+    #[arg(long, value_enum)]
+    proxy: Option<ProxyFlag>,
     /// How long the node's Lease is valid (Kubernetes: 40 s); the agent renews it every quarter
     /// of that, so the node lifecycle controller's grace period must exceed a few renewals.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(i32).range(4..))]
@@ -167,12 +183,32 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             config.client_ca = client_ca;
             let (driver, puller) =
                 crate::agent_runtime::build(kind, &args.data_dir, &config, &args.cni_bridge)?;
-            let agent = Agent::start(client, config, driver, puller).await?;
+            let node_ip = config.node_ip;
+            let agent = Agent::start(client.clone(), config, driver, puller).await?;
+            let proxy_config = ProxyConfig::new(proxy_mode(kind, args.proxy), node_ip);
+            let proxy = Proxy::start(client, proxy_config)
+                .await
+                .map_err(|e| runtime::Error::Request(e.to_string()))?;
             crate::server::shutdown_signal().await;
-            // Containers keep running; the next agent adopts them.
+            // Containers keep running; the next agent adopts them. Service rules do not
+            // outlive the agent (its table is removed), as kube-proxy's do not outlive it.
+            if let Some(proxy) = proxy
+                && let Err(e) = proxy.stop().await
+            {
+                tracing::warn!(error = %e, "removing the Service proxy's rules failed");
+            }
             drop(agent);
             Ok(())
         }
+    }
+}
+
+/// The proxy an agent runs: the flag, or the runtime's default.
+fn proxy_mode(runtime: RuntimeKind, flag: Option<ProxyFlag>) -> ProxyMode {
+    match (flag, runtime) {
+        (Some(ProxyFlag::Nftables), _) | (None, RuntimeKind::Runc) => ProxyMode::Nftables,
+        (Some(ProxyFlag::Userspace), _) | (None, RuntimeKind::Process) => ProxyMode::Userspace,
+        (Some(ProxyFlag::None), _) | (None, RuntimeKind::Simulated) => ProxyMode::None,
     }
 }
 
@@ -236,6 +272,11 @@ async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
         removed.0, removed.1
     );
     // The bridge plugin creates the node's bridge on the first pod and never removes it.
+    if args.runtime == RuntimeKind::Runc {
+        kubelet::proxy::nftables::Nft::default()
+            .delete_table()
+            .map_err(|e| runtime::Error::Request(e.to_string()))?;
+    }
     if args.runtime == RuntimeKind::Runc
         && kubelet::network::routes::remove_bridge(&args.cni_bridge, None)
             .map_err(|e| runtime::Error::Request(e.to_string()))?
@@ -256,6 +297,22 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn proxy_defaults_per_runtime() {
+        use RuntimeKind::*;
+        let cases = [
+            (Runc, None, ProxyMode::Nftables),
+            (Process, None, ProxyMode::Userspace),
+            (Simulated, None, ProxyMode::None),
+            (Runc, Some(ProxyFlag::None), ProxyMode::None),
+            (Process, Some(ProxyFlag::Nftables), ProxyMode::Nftables),
+            (Runc, Some(ProxyFlag::Userspace), ProxyMode::Userspace),
+        ];
+        for (runtime, flag, want) in cases {
+            assert_eq!(proxy_mode(runtime, flag), want, "{runtime:?} {flag:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod agent_image;
 mod agent_runtime;
 mod bench;
 mod controllers;
+mod dns;
 mod kubeconfig;
 mod lab;
 mod scheduler;

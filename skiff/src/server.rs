@@ -62,6 +62,8 @@ pub struct ServerArgs {
     no_controllers: bool,
     #[command(flatten)]
     controllers: crate::controllers::ControllerFlags,
+    #[command(flatten)]
+    dns: crate::dns::DnsFlags,
 }
 
 /// Everything that can stop `skiff server`.
@@ -93,8 +95,10 @@ pub enum ServerError {
 /// the controllers (`skiff server`, unless `--no-scheduler` / `--no-controllers`) rather than
 /// the API server alone.
 pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerError> {
+    let service_cidr: apiserver::allocator::Ipv4Range =
+        args.service_cidr.parse().map_err(ServerError::Flag)?;
     let registry = RegistryConfig {
-        service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
+        service_cidr,
         node_port_range: args.node_port_range.parse().map_err(ServerError::Flag)?,
         cache: CacheConfig {
             history: args.history.max(1),
@@ -176,6 +180,12 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
                 stopped(),
             )?,
         ));
+    }
+    if with_components
+        && let Some(dns) =
+            crate::dns::spawn_in_server(&args.dns, addr, &service_cidr, &url, stopped()).await?
+    {
+        components.push(("cluster DNS", dns));
     }
     // On SIGTERM the components stop first, while the API still serves, so they can release
     // their Leases; then the API server drains and stops.

@@ -212,6 +212,13 @@ impl TestAgent {
                 "--crash-loop-backoff-max",
                 "8s",
             ])
+            // Agents of parallel tests share the host's network namespace: no Service proxy
+            // (its nftables table is per namespace) unless a test asks for one.
+            .args(if self.extra.iter().any(|a| a.starts_with("--proxy")) {
+                &[][..]
+            } else {
+                &["--proxy", "none"][..]
+            })
             .args(&self.extra)
             .env("SKIFF_LOG", "warn")
             .stdout(Stdio::null())

@@ -147,6 +147,15 @@ impl TestServer {
         if let Backend::Etcd(endpoint) = &self.backend {
             cmd.arg("--etcd-endpoints").arg(endpoint);
         }
+        // A loopback server's default DNS address (127.0.0.1:53) would be one port for every
+        // test at once: cluster DNS only where a test asks for it (or in a lab, whose server
+        // has an address of its own).
+        if self.command == "server"
+            && self.listen.starts_with("127.")
+            && !self.extra.iter().any(|a| a == "--dns-listen")
+        {
+            cmd.args(["--dns-listen", "none"]);
+        }
         self.child = Some(cmd.spawn().expect("spawn skiff server"));
         self.url = format!("https://{}", self.listen);
         let kubeconfig = self.kubeconfig.clone();
