@@ -86,13 +86,14 @@ fn host_nameservers(path: &Path) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Binds the DNS sockets and starts the server as a client of the API at `url`; `None` when
-/// DNS is off (or the default address cannot be bound). It stops when `shutdown` completes.
+/// Binds the DNS sockets and starts the server as a client of the API (`config`: the server's
+/// own component credentials); `None` when DNS is off (or the default address cannot be
+/// bound). It stops when `shutdown` completes.
 pub async fn spawn_in_server(
     flags: &DnsFlags,
     api_addr: SocketAddr,
     service_cidr: &Ipv4Range,
-    url: &str,
+    api: runtime::config::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
     let (listen, explicit) = match flags.dns_listen {
@@ -137,7 +138,7 @@ pub async fn spawn_in_server(
         upstream,
         kube_dns,
     };
-    let client = Client::new(runtime::config::Config::from_url(url))?;
+    let client = Client::new(api)?;
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = dns::run(client, sockets, config, shutdown).await {
             tracing::error!(error = %e, "cluster DNS stopped");

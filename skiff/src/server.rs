@@ -182,8 +182,14 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
         ));
     }
     if with_components
-        && let Some(dns) =
-            crate::dns::spawn_in_server(&args.dns, addr, &service_cidr, &url, stopped()).await?
+        && let Some(dns) = crate::dns::spawn_in_server(
+            &args.dns,
+            addr,
+            &service_cidr,
+            component_config.clone(),
+            stopped(),
+        )
+        .await?
     {
         components.push(("cluster DNS", dns));
     }
