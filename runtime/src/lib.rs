@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod informer;
 pub mod leader;
+pub mod net;
 pub mod objects;
 pub mod queue;
 pub mod request;
