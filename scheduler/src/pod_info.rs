@@ -118,12 +118,15 @@ impl PodInfo {
             .collect();
         let affinity =
             PodAffinity::compile(&namespace, &labels, spec.and_then(|s| s.affinity.as_ref()));
-        let spread = spec
+        let mut spread: Vec<SpreadConstraint> = spec
             .and_then(|s| s.topology_spread_constraints.as_ref())
             .into_iter()
             .flatten()
             .map(|c| SpreadConstraint::compile(c, &labels))
             .collect();
+        if spread.is_empty() && has_spreading_owner(meta) && !labels.is_empty() {
+            spread.push(SpreadConstraint::system_default(&labels));
+        }
         PodInfo {
             key: format!("{namespace}/{name}"),
             node_name: spec
@@ -146,6 +149,19 @@ impl PodInfo {
     pub fn shared(pod: &Pod) -> Arc<Self> {
         Arc::new(Self::from_pod(pod))
     }
+}
+
+/// Whether the pod belongs to a controller whose replicas kube-scheduler spreads by default
+/// (its system default topology spread constraints apply to pods of ReplicaSets,
+/// StatefulSets and ReplicationControllers).
+fn has_spreading_owner(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    meta.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && matches!(
+                o.kind.as_str(),
+                "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            )
+    })
 }
 
 #[cfg(test)]

@@ -13,9 +13,14 @@
 //! fewer matching pods, with kube-scheduler's formula (counts weighted by
 //! `ln(domains + 2)`, plus `maxSkew − 1`, inverted during normalisation).
 //!
-//! Not implemented: the cluster-level default constraints kube-scheduler
-//! applies to pods without any (they need Services/ReplicaSets to build a
-//! selector); such pods are spread only by the resource scores.
+//! Pods of ReplicaSets, StatefulSets and ReplicationControllers without
+//! constraints of their own get kube-scheduler's system default: spread over
+//! hosts, `maxSkew: 3`, `ScheduleAnyway` (the zone default is left out: nodes
+//! carry no zone label here). Kubernetes builds that constraint's selector
+//! from the Services and controllers selecting the pod; Skiff uses the pod's
+//! own labels, which for controller-made pods (template labels, plus
+//! `pod-template-hash`) select the same sibling replicas without the
+//! scheduler having to watch Services and controllers.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -64,6 +69,23 @@ impl SpreadConstraint {
             min_domains: c.min_domains.filter(|_| hard).unwrap_or(1).max(1) as usize,
             honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
             honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+        }
+    }
+
+    /// kube-scheduler's default host spreading for a controller's pod with `labels`.
+    pub fn system_default(labels: &BTreeMap<String, String>) -> Self {
+        let selector = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        SpreadConstraint {
+            max_skew: 3,
+            topology_key: HOSTNAME_LABEL.to_string(),
+            hard: false,
+            selector: compile_selector(Some(&selector), std::iter::empty()),
+            min_domains: 1,
+            honor_node_affinity: true,
+            honor_taints: false,
         }
     }
 
@@ -256,6 +278,43 @@ mod tests {
 
     fn web_on(name: &str, node: &str) -> Pod {
         pod(name).label("app", "web").node_name(node).build()
+    }
+
+    fn owned_by_replicaset(mut p: Pod) -> Pod {
+        p.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: "web-1".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        p
+    }
+
+    #[test]
+    fn controller_pods_spread_over_hosts_by_default() {
+        let host = |n: &str| node(n).label(HOSTNAME_LABEL, n).build();
+        let nodes = vec![host("h1"), host("h2"), host("h3")];
+        let replica = |name: &str, on: &str| {
+            owned_by_replicaset(pod(name).label("app", "web").node_name(on).build())
+        };
+        let s = ClusterSnapshot::from_objects(
+            &nodes,
+            &[
+                replica("w1", "h1"),
+                replica("w2", "h1"),
+                replica("w3", "h2"),
+            ],
+        );
+        let new = PodInfo::from_pod(&owned_by_replicaset(pod("w4").label("app", "web").build()));
+        let got = scores(&new, &s, &[0, 1, 2]).expect("default constraint");
+        assert!(got[2] > got[1] && got[1] > got[0], "{got:?}");
+        // A bare pod (no controller) gets no default constraint, as in kube-scheduler.
+        let bare = PodInfo::from_pod(&pod("b").label("app", "web").build());
+        assert!(scores(&bare, &s, &[0, 1, 2]).is_none());
     }
 
     fn filter_all(p: &Pod, s: &ClusterSnapshot) -> Vec<Result<(), Unfit>> {

@@ -338,11 +338,25 @@ where
     }
 }
 
+/// Ready, and the node lifecycle controller has lifted the not-ready taint it puts on new
+/// nodes, so the scheduler places pods on it (otherwise the first Deployment after `lab up`
+/// lands on whichever node was untainted first).
 fn node_ready(n: &Node) -> bool {
-    n.status
+    let ready = n
+        .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let tainted = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| {
+            t.iter().any(|t| {
+                t.key == "node.kubernetes.io/not-ready" || t.key == "node.kubernetes.io/unreachable"
+            })
+        });
+    ready && !tainted
 }
 
 async fn lab_status(dir: &Path) -> Result<(), String> {
