@@ -52,9 +52,16 @@ fn main() {
         });
     }
     let cli = Cli::parse();
-    // The lab commands talk to a person: only warnings, unless SKIFF_LOG says otherwise.
+    // The lab commands talk to a person: only warnings, unless SKIFF_LOG says otherwise; and
+    // like other command-line tools they end quietly when their output pipe closes (`| head`).
     let default_level = match cli.command {
-        Command::Lab(_) => "warn",
+        Command::Lab(_) => {
+            // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            }
+            "warn"
+        }
         _ => "info",
     };
     tracing_subscriber::fmt()
