@@ -99,6 +99,9 @@ pub enum Error {
     /// result cache, a bad configuration).
     #[error("pod network: {0}")]
     Network(String),
+    /// The Service proxy could not program the node (`nft` failed, a port could not be bound).
+    #[error("service proxy: {0}")]
+    Proxy(String),
     /// A file-system operation failed; `context` says which one and on what.
     #[error("{context}: {source}")]
     Io {
@@ -129,6 +132,7 @@ impl Error {
             | Error::Runc { .. }
             | Error::Cni { .. }
             | Error::Network(_)
+            | Error::Proxy(_)
             | Error::Volume { .. } => None,
         }
     }

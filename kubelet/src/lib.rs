@@ -17,6 +17,7 @@ pub mod network;
 pub mod node;
 pub mod pod;
 pub mod process;
+pub mod proxy;
 pub mod runc;
 pub mod server;
 pub mod shim;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kubelet::agent::{Agent, AgentConfig};
 use kubelet::network::node_routes::{NodeRoutes, NodeRoutesConfig};
+use kubelet::proxy::{Proxy, ProxyConfig, ProxyMode};
 use kubelet::simulated::{Fleet, FleetConfig};
 
 use crate::agent_image::DEFAULT_DATA_DIR;
@@ -22,6 +23,17 @@ pub enum RuntimeKind {
     Process,
     /// Hollow nodes: register, heartbeat, report pods Running; run nothing.
     Simulated,
+}
+
+/// How the agent implements Services on its node.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyFlag {
+    /// nftables rules in table `ip skiff` (root).
+    Nftables,
+    /// A userspace TCP relay for NodePorts (no root; no ClusterIPs).
+    Userspace,
+    /// No Service proxy.
+    None,
 }
 
 /// Flags of `skiff agent`.
@@ -62,12 +74,25 @@ pub struct AgentArgs {
     /// Longest crash-loop back-off delay (Kubernetes: 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     crash_loop_backoff_max: Duration,
-    /// Cluster DNS server addresses given to ClusterFirst pods.
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster DNS server addresses given to ClusterFirst pods (default: the kube-dns
+    /// Service `skiff server` keeps, the 10th address of the default service CIDR).
+    #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
     cluster_dns: Vec<IpAddr>,
     /// Cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Service proxy (default: nftables for runc, userspace for process, none for simulated).
+    #[arg(long, value_enum)]
+    proxy: Option<ProxyFlag>,
+    /// How long the node's Lease is valid (Kubernetes: 40 s); the agent renews it every quarter
+    /// of that, so the node lifecycle controller's grace period must exceed a few renewals.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(i32).range(4..))]
+    node_lease_duration_seconds: i32,
+    /// How often the agent posts the Node's status (conditions, capacity) even when nothing
+    /// changed; this is also how soon a node marked Unknown turns Ready again after its
+    /// network comes back.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    node_status_update_frequency: Duration,
     /// Number of simulated nodes (`--runtime simulated`).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
@@ -142,7 +167,16 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         Some(AgentCommand::Reset(reset)) => return reset_node(reset).await,
         None => {}
     }
-    let client = args.client.client()?;
+    let client_config = args.client.config().await?;
+    // The CA this agent trusts the API server by is the cluster CA: the kubelet API admits
+    // only clients it signed, i.e. the API server.
+    let client_ca = client_config
+        .tls
+        .ca
+        .as_ref()
+        .filter(|_| client_config.server.starts_with("https://"))
+        .map(|pem| pem.bytes.clone());
+    let client = runtime::Client::new(client_config)?;
     match args.runtime {
         None => Err(runtime::Error::Request("--runtime is required".into())),
         Some(RuntimeKind::Simulated) => {
@@ -162,6 +196,7 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         }
         Some(kind) => {
             let mut config = agent_config(&args)?;
+            config.client_ca = client_ca;
             if kind == RuntimeKind::Runc && config.pod_cidr.is_none() {
                 let cidr = tokio::select! {
                     cidr = kubelet::agent::await_pod_cidr(&client, &config) => cidr?,
@@ -175,13 +210,34 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
                 RuntimeKind::Runc => Some(node_routes(&client, &config, &args.network)?),
                 _ => None,
             };
-            let agent = Agent::start(client, config, driver, puller).await?;
+            let node_ip = config.node_ip;
+            let agent = Agent::start(client.clone(), config, driver, puller).await?;
+            let proxy_config = ProxyConfig::new(proxy_mode(kind, args.proxy), node_ip);
+            let proxy = Proxy::start(client, proxy_config)
+                .await
+                .map_err(|e| runtime::Error::Request(e.to_string()))?;
             crate::server::shutdown_signal().await;
-            // Containers keep running; the next agent adopts them (and the routes).
+            // Containers keep running; the next agent adopts them (and the routes). Service
+            // rules do not outlive the agent (its table is removed), as kube-proxy's do not
+            // outlive it.
+            if let Some(proxy) = proxy
+                && let Err(e) = proxy.stop().await
+            {
+                tracing::warn!(error = %e, "removing the Service proxy's rules failed");
+            }
             drop(agent);
             drop(routes);
             Ok(())
         }
+    }
+}
+
+/// The proxy an agent runs: the flag, or the runtime's default.
+fn proxy_mode(runtime: RuntimeKind, flag: Option<ProxyFlag>) -> ProxyMode {
+    match (flag, runtime) {
+        (Some(ProxyFlag::Nftables), _) | (None, RuntimeKind::Runc) => ProxyMode::Nftables,
+        (Some(ProxyFlag::Userspace), _) | (None, RuntimeKind::Process) => ProxyMode::Userspace,
+        (Some(ProxyFlag::None), _) | (None, RuntimeKind::Simulated) => ProxyMode::None,
     }
 }
 
@@ -203,7 +259,17 @@ fn agent_config(args: &AgentArgs) -> Result<AgentConfig, runtime::Error> {
     config.backoff.max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
     config.cluster_dns = args.cluster_dns.clone();
     config.cluster_domain = args.cluster_domain.clone();
+    config.lease_duration_seconds = args.node_lease_duration_seconds;
+    config.lease_interval = lease_renew_interval(args.node_lease_duration_seconds);
+    config.status_interval = args
+        .node_status_update_frequency
+        .max(Duration::from_secs(1));
     Ok(config)
+}
+
+/// The kubelet renews its Lease every quarter of the Lease's duration.
+fn lease_renew_interval(duration_seconds: i32) -> Duration {
+    Duration::from_millis(u64::try_from(duration_seconds).unwrap_or(40) * 250)
 }
 
 /// Starts keeping the host-gw routes to the other nodes' pod CIDRs (runc nodes only: the
@@ -259,6 +325,11 @@ async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
         removed.0, removed.1
     );
     // The bridge plugin creates the node's bridge on the first pod and never removes it.
+    if args.runtime == RuntimeKind::Runc {
+        kubelet::proxy::nftables::Nft::default()
+            .delete_table()
+            .map_err(|e| runtime::Error::Request(e.to_string()))?;
+    }
     if args.runtime == RuntimeKind::Runc
         && kubelet::network::routes::remove_bridge(&args.network.cni_bridge, None)
             .map_err(|e| runtime::Error::Request(e.to_string()))?
@@ -279,6 +350,22 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn proxy_defaults_per_runtime() {
+        use RuntimeKind::*;
+        let cases = [
+            (Runc, None, ProxyMode::Nftables),
+            (Process, None, ProxyMode::Userspace),
+            (Simulated, None, ProxyMode::None),
+            (Runc, Some(ProxyFlag::None), ProxyMode::None),
+            (Process, Some(ProxyFlag::Nftables), ProxyMode::Nftables),
+            (Runc, Some(ProxyFlag::Userspace), ProxyMode::Userspace),
+        ];
+        for (runtime, flag, want) in cases {
+            assert_eq!(proxy_mode(runtime, flag), want, "{runtime:?} {flag:?}");
+        }
     }
 
     #[test]

@@ -174,6 +174,17 @@ pub fn delete(path: &Path) -> Result<()> {
     }
 }
 
+/// Moves the calling thread (only it) into the network namespace at `netns`; sockets it
+/// creates afterwards belong to that namespace for good.
+pub fn enter(netns: &Path) -> io::Result<()> {
+    let handle = File::open(netns)?;
+    // SAFETY: setns on a valid namespace fd; it only moves the calling thread.
+    if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Makes `command` run in the network namespace at `netns` (when given): the child `setns`es
 /// before exec. The handle is opened now, so a missing namespace fails here, not in the child.
 pub fn run_in(command: &mut Command, netns: Option<&Path>) -> Result<()> {

@@ -94,7 +94,9 @@ pub fn dial_in_netns(netns: PathBuf) -> Dial {
             std::thread::Builder::new()
                 .name("portforward-dial".into())
                 .spawn(move || {
-                    let _ = tx.send(join_netns(&netns).and_then(|()| connect_loopback(port)));
+                    let _ = tx.send(
+                        crate::network::netns::enter(&netns).and_then(|()| connect_loopback(port)),
+                    );
                 })?;
             let conn = rx
                 .await
@@ -103,17 +105,6 @@ pub fn dial_in_netns(netns: PathBuf) -> Dial {
             TcpStream::from_std(conn)
         })
     })
-}
-
-/// Moves the calling thread into the network namespace at `netns`.
-fn join_netns(netns: &std::path::Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let handle = std::fs::File::open(netns)?;
-    // SAFETY: setns on a valid namespace fd; it only moves the calling thread.
-    if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Connects to `localhost:port` in the calling thread's network namespace, IPv4 first.

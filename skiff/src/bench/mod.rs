@@ -13,6 +13,7 @@
 mod api;
 mod cluster;
 mod etcd;
+mod lab;
 mod load;
 mod payload;
 mod report;
@@ -70,6 +71,8 @@ enum What {
     Controllers(rollout::ControllersBench),
     /// Pod startup latency (single pods and a burst) and memory of a real node agent.
     Startup(startup::StartupBench),
+    /// Time for `skiff lab up` to have every node Ready, the lab's idle memory, binary size.
+    Lab(lab::LabBench),
 }
 
 /// Which backends to measure.
@@ -168,6 +171,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         What::Controllers(b) => {
             return rollout::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Lab(b) => {
+            return lab::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }

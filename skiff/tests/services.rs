@@ -1,0 +1,342 @@
+//! The Service proxy with real packets (root + CNI plugins; CI runs as root): a real `skiff
+//! server` (API server + EndpointSlice controller), a proxy programming a throwaway node
+//! network namespace with nftables, and pods that are real CNI sandboxes whose servers answer
+//! with the pod's name (`kubelet::proxy::testbed`). The test plays the kubelet's part for the
+//! pods' status (IP, readiness), so the EndpointSlices are the controller's own, named
+//! targetPorts included.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kubelet::proxy::nftables::Nft;
+use kubelet::proxy::testbed::{Bed, BedPod, NameServer, fetch_many};
+use kubelet::proxy::{Proxy, ProxyConfig, ProxyMode};
+use runtime::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::{TestServer, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let plugins = Path::new("/usr/lib/cni/bridge").is_file();
+    let nft = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !(root && plugins && nft) {
+        eprintln!("skipping {test}: needs root, nft and the CNI plugins (CI has them)");
+    }
+    root && plugins && nft
+}
+
+/// Creates the API pod for a bed pod and reports it Running with its IP, ready or not.
+async fn publish_pod(pods: &Api<Pod>, pod: &BedPod, ready: bool) {
+    let spec: Pod = serde_json::from_value(json!({
+        "metadata": {"name": pod.name, "labels": {"app": "web"}},
+        "spec": {
+            "nodeName": "bed-node",
+            "containers": [{"name": "web", "image": "busybox",
+                            "ports": [{"name": "http", "containerPort": 8080}]}],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &spec)
+        .await
+        .expect("create pod");
+    set_ready(pods, pod, ready).await;
+}
+
+async fn set_ready(pods: &Api<Pod>, pod: &BedPod, ready: bool) {
+    let status = if ready { "True" } else { "False" };
+    let patch = json!({"status": {
+        "phase": "Running",
+        "podIP": pod.ip.to_string(),
+        "podIPs": [{"ip": pod.ip.to_string()}],
+        "conditions": [{"type": "Ready", "status": status}],
+    }});
+    pods.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("pod status");
+}
+
+/// `nft list table ip skiff` in the node namespace (empty when absent).
+fn table(nft: &Nft) -> String {
+    nft.list_table().expect("nft list").unwrap_or_default()
+}
+
+/// Waits until the node's table satisfies `check`; returns when it first did.
+async fn wait_table(nft: &Nft, what: &str, check: impl Fn(&str) -> bool) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if check(&table(nft)) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the table never showed {what}:\n{}",
+            table(nft)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Answers by pod name for `count` requests to `addr` from inside `netns`; every request
+/// must succeed.
+fn tally(netns: &Path, addr: SocketAddr, count: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for answer in fetch_many(netns, addr, count, TIMEOUT).expect("client thread") {
+        let name = answer.unwrap_or_else(|e| panic!("request to {addr} failed: {e}"));
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_ip_and_node_port_balance_over_ready_pods() {
+    if !can_run("cluster_ip_and_node_port_balance_over_ready_pods") {
+        return;
+    }
+    let server = TestServer::start_server().await;
+    let client = server.runtime_client();
+    let bed = Bed::new("10.244.7.0/24").expect("node namespace with a pod network");
+    let nft = Nft::new(Some(bed.node_netns()));
+
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut web = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..3 {
+        let pod = bed.add_pod(&format!("web-{i}")).expect("pod sandbox");
+        servers.push(NameServer::start(&pod.netns, 8080, &pod.name).expect("server"));
+        publish_pod(&pods_api, &pod, true).await;
+        web.push(pod);
+    }
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }))
+    .unwrap();
+    let svc = svc_api
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    let spec = svc.spec.unwrap();
+    let cluster_ip: Ipv4Addr = spec.cluster_ip.unwrap().parse().unwrap();
+    let node_port = spec.ports.unwrap()[0].node_port.unwrap() as u16;
+
+    let mut config = ProxyConfig::new(ProxyMode::Nftables, bed.gateway().into());
+    config.netns = Some(bed.node_netns().to_path_buf());
+    let proxy = Proxy::start(client.clone(), config)
+        .await
+        .expect("proxy")
+        .expect("nftables proxy");
+    // The named targetPort `http` resolved to 8080 by the EndpointSlice controller.
+    wait_table(&nft, "the three endpoints", |t| {
+        web.iter().all(|p| t.contains(&format!("{} . 8080", p.ip)))
+    })
+    .await;
+
+    // 300 requests to the ClusterIP from a client pod: every pod gets at least 20 %.
+    let client_pod = bed.add_pod("client").expect("client sandbox");
+    let counts = tally(&client_pod.netns, SocketAddr::from((cluster_ip, 80)), 300);
+    eprintln!("ClusterIP answers: {counts:?}");
+    for p in &web {
+        let n = counts.get(&p.name).copied().unwrap_or(0);
+        assert!(n >= 60, "{} answered {n} of 300: {counts:?}", p.name);
+    }
+
+    // The NodePort on the node's address answers too (masqueraded, so replies return).
+    let counts = tally(
+        &client_pod.netns,
+        SocketAddr::from((bed.gateway(), node_port)),
+        30,
+    );
+    assert_eq!(counts.values().sum::<usize>(), 30, "{counts:?}");
+
+    // A pod reaching itself through the Service (hairpin) gets answers, its own included.
+    let counts = tally(&web[0].netns, SocketAddr::from((cluster_ip, 80)), 30);
+    assert!(counts.contains_key("web-0"), "hairpin: {counts:?}");
+
+    // A pod turned not ready: out of the rules within 1 s of its EndpointSlice change.
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    set_ready(&pods_api, &web[2], false).await;
+    let gone = web[2].ip.to_string();
+    let slice_changed = wait_for(
+        "the slice to mark web-2 not ready",
+        Duration::from_secs(30),
+        || {
+            let slices = slices.clone();
+            let gone = gone.clone();
+            async move {
+                let list = slices
+                    .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                    .await
+                    .ok()?;
+                let not_ready = list.items.iter().flat_map(|s| &s.endpoints).any(|e| {
+                    e.addresses.contains(&gone)
+                        && e.conditions.as_ref().and_then(|c| c.ready) == Some(false)
+                });
+                not_ready.then(Instant::now)
+            }
+        },
+    )
+    .await;
+    let rule_changed = wait_table(&nft, "web-2 gone", |t| {
+        !t.contains(&format!("{gone} . 8080"))
+    })
+    .await;
+    let lag = rule_changed.saturating_duration_since(slice_changed);
+    eprintln!("EndpointSlice change to rule change: {lag:?}");
+    assert!(
+        lag <= Duration::from_secs(1),
+        "rules updated {lag:?} after the slice"
+    );
+    let counts = tally(&client_pod.netns, SocketAddr::from((cluster_ip, 80)), 100);
+    assert!(
+        !counts.contains_key("web-2"),
+        "a not-ready pod got traffic: {counts:?}"
+    );
+    assert_eq!(counts.values().sum::<usize>(), 100);
+
+    // sessionAffinity ClientIP: every request of the client goes to one pod.
+    svc_api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"sessionAffinity": "ClientIP",
+                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}})),
+        )
+        .await
+        .expect("affinity");
+    wait_table(&nft, "affinity sets", |t| {
+        t.contains("set aff-default/web/tcp/80/")
+    })
+    .await;
+    let counts = tally(&client_pod.netns, SocketAddr::from((cluster_ip, 80)), 50);
+    assert_eq!(counts.len(), 1, "affinity did not stick: {counts:?}");
+
+    // A Service without endpoints is refused at once, not left to time out.
+    let empty: Service = serde_json::from_value(json!({
+        "metadata": {"name": "empty"},
+        "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    let empty = svc_api
+        .create(&PostParams::default(), &empty)
+        .await
+        .expect("service");
+    let empty_ip: Ipv4Addr = empty.spec.unwrap().cluster_ip.unwrap().parse().unwrap();
+    wait_table(&nft, "the empty service rejected", |t| {
+        t.contains(&format!("{empty_ip} . tcp . 80"))
+    })
+    .await;
+    let started = Instant::now();
+    let answers = fetch_many(
+        &client_pod.netns,
+        SocketAddr::from((empty_ip, 80)),
+        1,
+        TIMEOUT,
+    )
+    .expect("client thread");
+    let err = answers
+        .into_iter()
+        .next()
+        .unwrap()
+        .expect_err("no endpoints");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Stopping the proxy removes its table.
+    proxy.stop().await.expect("stop");
+    assert_eq!(nft.list_table().expect("nft list"), None);
+    drop(servers);
+}
+
+/// One HTTP/1.0 GET of `/` from `addr`; the body.
+fn http_get(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    Ok(reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+/// The `process` runtime's userspace proxy: a NodePort on the node's address relays to the
+/// Service's ready pods (host processes), round-robin; the named targetPort resolves to a
+/// different number in each pod.
+#[tokio::test]
+async fn userspace_proxy_serves_node_ports_for_process_pods() {
+    let server = TestServer::start_server().await;
+    let _agent = support::agent::TestAgent::start(
+        &server,
+        "proc-proxy",
+        "process",
+        &["--proxy", "userspace"],
+    )
+    .await;
+    let client = server.runtime_client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["web-a", "web-b"] {
+        let port = support::free_port();
+        let script = format!(
+            "mkdir -p www && echo {name} > www/index.html && exec busybox httpd -f -p 127.0.0.1:{port} -h www"
+        );
+        let spec = json!({"nodeName": "proc-proxy", "containers": [{
+            "name": "main", "image": "busybox", "command": ["sh", "-c", script],
+            "ports": [{"name": "http", "containerPort": port}],
+            "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
+        }]});
+        let mut pod = support::agent::pod(name, spec);
+        pod.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        support::agent::create(&pods, pod).await;
+    }
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"port": 80, "targetPort": "http"}]},
+    }))
+    .unwrap();
+    let svc = svc_api
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap() as u16;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node_port));
+    // Both pods ready and behind the NodePort: round-robin answers alternate.
+    let counts = wait_for(
+        "both pods behind the NodePort",
+        Duration::from_secs(60),
+        || async move {
+            let answers = tokio::task::spawn_blocking(move || {
+                (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
+            })
+            .await
+            .ok()?;
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for a in answers {
+                *counts.entry(a.ok()?).or_insert(0) += 1;
+            }
+            (counts.len() == 2).then_some(counts)
+        },
+    )
+    .await;
+    assert_eq!(counts.get("web-a"), Some(&10), "{counts:?}");
+    assert_eq!(counts.get("web-b"), Some(&10), "{counts:?}");
+}
