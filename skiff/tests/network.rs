@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{Value, json};
-use support::cluster::{TwoNodeCluster, busybox_pod, httpd_pod, root_or_skip};
+use support::agent::TestAgent;
+use support::cluster::{LabGuard, TwoNodeCluster, busybox_pod, httpd_pod, root_or_skip};
 use support::{TestServer, wait_for};
 
 /// `wget` from pod `client` to `http://ip/`, killed after 10 s (busybox's own `wget -T`
@@ -127,6 +128,81 @@ async fn node_ipam_assigns_releases_and_survives_restarts() {
     .await;
     let e = client.get("/api/v1/nodes/n-e").await;
     assert!(e.body["spec"].get("podCIDR").is_none(), "{}", e.body);
+}
+
+#[tokio::test]
+async fn agent_without_pod_cidr_waits_not_ready_for_its_node_cidr() {
+    if !root_or_skip("agent_without_pod_cidr_waits_not_ready_for_its_node_cidr") {
+        return;
+    }
+    let lab = LabGuard::create(1);
+    let listen = format!("{}:{}", lab.0.host_ip(), support::cluster::API_PORT);
+    // No node IPAM in this control plane: somebody else (the test) sets the CIDR.
+    let server = TestServer::start_server_on(&listen, &["--controllers", "replicaset"]).await;
+    let node = &lab.0.nodes[0];
+    let agent = TestAgent::start_in_netns(
+        &server,
+        "waiter",
+        "runc",
+        &node.netns_path,
+        node.ip.into(),
+        None,
+        &[],
+    );
+    let api: runtime::Api<Node> = runtime::Api::all(server.runtime_client());
+    let assign = async {
+        wait_for(
+            "the Node to register not ready",
+            Duration::from_secs(60),
+            || {
+                let api = api.clone();
+                async move {
+                    let node = api.get("waiter").await.ok()?;
+                    let ready = node
+                        .status?
+                        .conditions?
+                        .into_iter()
+                        .find(|c| c.type_ == "Ready")?;
+                    (ready.status == "False"
+                        && ready.reason.as_deref() == Some("KubeletNotReady")
+                        && ready
+                            .message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("spec.podCIDR")))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+        let patched = server
+            .client()
+            .patch(
+                "/api/v1/nodes/waiter",
+                "application/merge-patch+json",
+                r#"{"spec":{"podCIDR":"10.244.5.0/24"}}"#,
+            )
+            .await;
+        assert_eq!(patched.code, 200, "{}", patched.body);
+    };
+    // The agent's start returns once the Node is Ready: after it took the CIDR.
+    let (_agent, ()) = tokio::join!(agent, assign);
+    let unreachable = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &node.netns_name,
+            "-4",
+            "route",
+            "show",
+            "type",
+            "unreachable",
+        ])
+        .output()
+        .expect("ip");
+    let unreachable = String::from_utf8_lossy(&unreachable.stdout);
+    assert!(
+        unreachable.contains("10.244.0.0/16"),
+        "network set up: {unreachable}"
+    );
 }
 
 #[tokio::test]

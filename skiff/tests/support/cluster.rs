@@ -44,8 +44,16 @@ pub fn root_or_skip(test: &str) -> bool {
     root
 }
 
-/// Removes the lab network when dropped (after the agents and the server: see field order).
-struct LabGuard(LabNetwork);
+/// A lab network removed when dropped (declare it before the server and agents using it, so
+/// it drops after them).
+pub struct LabGuard(pub LabNetwork);
+
+impl LabGuard {
+    /// Creates a lab with `nodes` node namespaces under a free index.
+    pub fn create(nodes: usize) -> Self {
+        LabGuard(LabNetwork::create_any(nodes, first_lab_index()).expect("lab network (root)"))
+    }
+}
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
@@ -80,9 +88,7 @@ impl TwoNodeCluster {
 
     /// Starts the cluster with extra `skiff server` flags and extra flags for both agents.
     pub async fn start_with(server_extra: &[&str], agent_extra: &[&str]) -> Self {
-        let lab = LabGuard(
-            LabNetwork::create_any(NODES.len(), first_lab_index()).expect("lab network (root)"),
-        );
+        let lab = LabGuard::create(NODES.len());
         let listen = format!("{}:{API_PORT}", lab.0.host_ip());
         let server = TestServer::start_server_on(&listen, server_extra).await;
         let mut agents = Vec::new();
