@@ -18,6 +18,7 @@ mod payload;
 mod report;
 mod rollout;
 mod scheduling;
+mod services;
 mod startup;
 mod stats;
 mod watch;
@@ -70,6 +71,8 @@ enum What {
     Controllers(rollout::ControllersBench),
     /// Pod startup latency (single pods and a burst) and memory of a real node agent.
     Startup(startup::StartupBench),
+    /// Service proxy convergence with many Services, and ClusterIP vs direct throughput.
+    Services(services::ServicesBench),
 }
 
 /// Which backends to measure.
@@ -173,6 +176,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         What::Startup(b) => {
             return startup::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Services(b) => {
+            return services::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }
