@@ -15,6 +15,7 @@ pub mod files;
 pub mod netns;
 pub mod result;
 pub mod routes;
+pub mod topology;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -24,22 +24,28 @@ pub fn blackhole_args(cidr: &Ipv4Cidr) -> Vec<String> {
 /// `None`).
 pub fn ensure_blackholes(cidrs: &[Ipv4Cidr], node_netns: Option<&Path>) -> Result<()> {
     for cidr in cidrs {
-        let args = blackhole_args(cidr);
-        let mut command = Command::new("ip");
-        command.args(&args);
-        netns::run_in(&mut command, node_netns)?;
-        let output = command
-            .output()
-            .context(|| format!("running ip {}", args.join(" ")))?;
-        if !output.status.success() {
-            return Err(Error::Network(format!(
-                "ip {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
+        run_ip(&blackhole_args(cidr), node_netns)?;
     }
     Ok(())
+}
+
+/// Runs `ip ARGS` in `netns` (the caller's own namespace when `None`) and returns its stdout;
+/// a non-zero exit is an [`Error::Network`] carrying the command and its stderr.
+pub fn run_ip(args: &[String], netns: Option<&Path>) -> Result<String> {
+    let mut command = Command::new("ip");
+    command.args(args);
+    netns::run_in(&mut command, netns)?;
+    let output = command
+        .output()
+        .context(|| format!("running ip {}", args.join(" ")))?;
+    if !output.status.success() {
+        return Err(Error::Network(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Deletes the node's pod bridge (the bridge plugin creates it on the first pod and never

@@ -1,9 +1,12 @@
 //! A real `skiff agent` process for a test: spawned against a test server, restartable (to
 //! test adoption), and on drop killed and followed by `skiff agent reset`, which stops and
 //! removes every container and sandbox it left, so no test leaks processes or mounts. runc
-//! agents find a `busybox:latest` image in their store.
+//! agents find a `busybox:latest` image in their store. An agent may run in a network
+//! namespace of its own (a lab node, see `cluster.rs`): then it and its reset are started
+//! with `nsenter --net=...`.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,10 +31,13 @@ pub struct TestAgent {
     pub data_dir: PathBuf,
     /// Port of its kubelet API.
     pub kubelet_port: u16,
-    /// Its pod CIDR and bridge: unique per agent, as several share the host's network
-    /// namespace while tests run in parallel.
-    pub pod_cidr: String,
+    /// Its `--pod-cidr` and bridge: unique per agent, as several share the host's network
+    /// namespace while tests run in parallel. No pod CIDR: the agent takes its Node's
+    /// `spec.podCIDR` (node IPAM).
+    pub pod_cidr: Option<String>,
     bridge: String,
+    /// The network namespace it runs in (`None`: the test's own) and its `--node-ip`.
+    placement: Option<(PathBuf, IpAddr)>,
     kubeconfig: PathBuf,
     extra: Vec<String>,
     _tmp: tempfile::TempDir,
@@ -43,6 +49,35 @@ impl TestAgent {
     /// its Node is Ready.
     pub async fn start(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
         let subnet = next_subnet();
+        let pod_cidr = format!("10.244.{subnet}.0/24");
+        Self::launch(server, node, runtime, Some(pod_cidr), None, extra).await
+    }
+
+    /// Starts an agent inside the network namespace `netns` with node address `node_ip`,
+    /// with `--pod-cidr` only when `pod_cidr` is given; returns once its Node is Ready.
+    pub async fn start_in_netns(
+        server: &TestServer,
+        node: &str,
+        runtime: &str,
+        netns: &Path,
+        node_ip: IpAddr,
+        pod_cidr: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
+        let placement = Some((netns.to_path_buf(), node_ip));
+        let pod_cidr = pod_cidr.map(str::to_string);
+        Self::launch(server, node, runtime, pod_cidr, placement, extra).await
+    }
+
+    async fn launch(
+        server: &TestServer,
+        node: &str,
+        runtime: &str,
+        pod_cidr: Option<String>,
+        placement: Option<(PathBuf, IpAddr)>,
+        extra: &[&str],
+    ) -> Self {
+        let subnet = next_subnet();
         let tmp = tempfile::Builder::new()
             .prefix("skiff-agent-")
             .tempdir()
@@ -53,8 +88,9 @@ impl TestAgent {
             runtime: runtime.to_string(),
             data_dir: tmp.path().to_path_buf(),
             kubelet_port: free_port(),
-            pod_cidr: format!("10.244.{subnet}.0/24"),
+            pod_cidr,
             bridge: format!("skiff-t{subnet}"),
+            placement,
             kubeconfig: server.kubeconfig.clone(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: tmp,
@@ -91,22 +127,49 @@ impl TestAgent {
         agent
     }
 
+    /// `skiff`, run inside the agent's network namespace when it has one.
+    fn skiff_command(&self) -> Command {
+        match &self.placement {
+            None => Command::new(env!("CARGO_BIN_EXE_skiff")),
+            Some((netns, _)) => {
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net={}", netns.display()))
+                    .arg(env!("CARGO_BIN_EXE_skiff"));
+                command
+            }
+        }
+    }
+
+    /// `--pod-cidr` (when given) and `--cni-bridge`.
+    fn network_args(&self) -> Vec<String> {
+        let mut args = vec!["--cni-bridge".to_string(), self.bridge.clone()];
+        if let Some(cidr) = &self.pod_cidr {
+            args.extend(["--pod-cidr".to_string(), cidr.clone()]);
+        }
+        args
+    }
+
     /// (Re)starts the agent process on the same data dir.
     pub fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args([
-                "agent",
-                "--runtime",
-                &self.runtime,
-                "--node-name",
-                &self.node,
-            ])
+        let mut command = self.skiff_command();
+        command.args([
+            "agent",
+            "--runtime",
+            &self.runtime,
+            "--node-name",
+            &self.node,
+        ]);
+        if let Some((_, ip)) = &self.placement {
+            command.args(["--node-ip", &ip.to_string()]);
+        }
+        let child = command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--kubelet-port", &self.kubelet_port.to_string()])
-            .args(["--pod-cidr", &self.pod_cidr, "--cni-bridge", &self.bridge])
+            .args(self.network_args())
             .args([
                 "--crash-loop-backoff",
                 "1s",
@@ -146,9 +209,11 @@ impl TestAgent {
 impl Drop for TestAgent {
     fn drop(&mut self) {
         self.kill();
-        let _ = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        let _ = self
+            .skiff_command()
             .args(["agent", "reset", "--runtime", &self.runtime])
-            .args(["--pod-cidr", &self.pod_cidr, "--cni-bridge", &self.bridge])
+            .args(self.network_args())
+            .env("SKIFF_LOG", "warn")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .stdout(Stdio::null())

@@ -11,6 +11,7 @@ use serde_json::Value;
 pub mod etcd;
 
 pub mod agent;
+pub mod cluster;
 
 /// Which store the server runs on.
 #[derive(Clone, Debug)]
@@ -89,7 +90,23 @@ impl TestServer {
         Self::launch("apiserver", backend, extra).await
     }
 
+    /// Starts the whole control plane listening on `listen` (a lab's bridge address, say)
+    /// instead of a loopback port.
+    pub async fn start_server_on(listen: &str, extra: &[&str]) -> Self {
+        Self::launch_on("server", Backend::Embedded, listen, extra).await
+    }
+
     async fn launch(command: &'static str, backend: Backend, extra: &[&str]) -> Self {
+        let listen = format!("127.0.0.1:{}", free_port());
+        Self::launch_on(command, backend, &listen, extra).await
+    }
+
+    async fn launch_on(
+        command: &'static str,
+        backend: Backend,
+        listen: &str,
+        extra: &[&str],
+    ) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().to_path_buf();
         let mut server = Self {
@@ -99,7 +116,7 @@ impl TestServer {
             url: String::new(),
             backend,
             command,
-            listen: format!("127.0.0.1:{}", free_port()),
+            listen: listen.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: Some(tmp),
         };
