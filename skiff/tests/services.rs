@@ -340,3 +340,161 @@ async fn userspace_proxy_serves_node_ports_for_process_pods() {
     assert_eq!(counts.get("web-a"), Some(&10), "{counts:?}");
     assert_eq!(counts.get("web-b"), Some(&10), "{counts:?}");
 }
+
+/// Endpoint IPs of Service `default/name` that its EndpointSlices mark ready.
+async fn ready_endpoints(slices: &Api<EndpointSlice>, name: &str) -> Vec<String> {
+    let Ok(list) = slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = list
+        .items
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+        .flat_map(|e| e.addresses.first().cloned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The full path with real agents in lab node namespaces (`--proxy nftables`): a Deployment
+/// of busybox httpd pods answering with their names behind a NodePort Service with a named
+/// targetPort; a client pod's 300 wget requests to the ClusterIP; an exec readiness probe
+/// turned false takes a pod out; scaling up reaches the node's rules within 1 s of the
+/// EndpointSlice change; the NodePort answers the host on the node's address.
+///
+/// All pods run on node-a: traffic between the nodes' pod networks needs the host-gw routes
+/// (branch `netpath`), which this branch does not have yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_in_lab_nodes_proxy_a_deployment() {
+    if !support::cluster::root_or_skip("agents_in_lab_nodes_proxy_a_deployment") {
+        return;
+    }
+    let c = support::cluster::TwoNodeCluster::start_with(&[], &["--proxy", "nftables"]).await;
+    let node = c.node_name(0).to_string();
+    let nft = Nft::new(Some(c.node_netns(0)));
+    let script = "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www";
+    c.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "nodeName": node,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "web", "image": "busybox:latest",
+                    "imagePullPolicy": "Never", "command": ["sh", "-c", script],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]},
+                                       "periodSeconds": 1, "failureThreshold": 1}}]}}},
+    }))
+    .await;
+    let svc = c
+        .create(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": "NodePort", "selector": {"app": "web"},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        }))
+        .await;
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    c.create(support::cluster::busybox_pod("client", &node, "sleep 3600"))
+        .await;
+    c.wait_running("client").await;
+
+    let slices: Api<EndpointSlice> = Api::namespaced(c.server.runtime_client(), "default");
+    let ready = wait_for("3 ready endpoints", Duration::from_secs(90), || {
+        let slices = slices.clone();
+        async move {
+            let ips = ready_endpoints(&slices, "web").await;
+            (ips.len() == 3).then_some(ips)
+        }
+    })
+    .await;
+    wait_table(&nft, "the three endpoints", |t| {
+        ready.iter().all(|ip| t.contains(&format!("{ip} . 8080")))
+    })
+    .await;
+
+    // 300 requests from inside a pod: every pod answers at least 20 % of them.
+    let loop_300 = format!(
+        "for i in $(seq 300); do timeout 5 wget -qO- http://{cluster_ip}/ || echo FAILED; done"
+    );
+    let out = c.exec("client", &["sh", "-c", &loop_300]);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for line in out.stdout.lines() {
+        *counts.entry(line.trim().to_string()).or_insert(0) += 1;
+    }
+    eprintln!("answers: {counts:?}");
+    assert_eq!(counts.len(), 3, "{counts:?} ({})", out.stderr);
+    assert!(counts.values().all(|n| *n >= 60), "{counts:?}");
+    let pod_names: Vec<String> = counts.keys().cloned().collect();
+
+    // A pod turned not ready (its probe file removed) gets nothing.
+    let sick = &pod_names[0];
+    let rm = c.exec(sick, &["rm", "/tmp/ready"]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    wait_for("2 ready endpoints", Duration::from_secs(30), || {
+        let slices = slices.clone();
+        async move { (ready_endpoints(&slices, "web").await.len() == 2).then_some(()) }
+    })
+    .await;
+    let remaining = ready_endpoints(&slices, "web").await;
+    wait_table(&nft, "only the ready endpoints", |t| {
+        t.matches(" . 8080").count() == 2 && remaining.iter().all(|ip| t.contains(ip.as_str()))
+    })
+    .await;
+    let loop_100 = loop_300.replace("seq 300", "seq 100");
+    let out = c.exec("client", &["sh", "-c", &loop_100]);
+    assert_eq!(out.stdout.lines().count(), 100, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains(sick.as_str()),
+        "a not-ready pod answered"
+    );
+    assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
+
+    // Scaling up: the new endpoint is in the node's rules within 1 s of its slice change.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(c.server.runtime_client(), "default");
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    let (new_ip, slice_changed) = wait_for("a fourth endpoint", Duration::from_secs(90), || {
+        let slices = slices.clone();
+        let before = remaining.clone();
+        async move {
+            let ips = ready_endpoints(&slices, "web").await;
+            let seen = Instant::now();
+            ips.into_iter()
+                .find(|ip| !before.contains(ip))
+                .map(|ip| (ip, seen))
+        }
+    })
+    .await;
+    let rule_changed = wait_table(&nft, "the new endpoint", |t| {
+        t.contains(&format!("{new_ip} . 8080"))
+    })
+    .await;
+    let lag = rule_changed.saturating_duration_since(slice_changed);
+    eprintln!("EndpointSlice change to rule: {lag:?}");
+    assert!(
+        lag <= Duration::from_secs(1),
+        "rules updated {lag:?} after the slice"
+    );
+
+    // The NodePort answers the host on the node's address.
+    let addr = SocketAddr::from((c.node_ip(0), node_port));
+    let answer = tokio::task::spawn_blocking(move || http_get(addr))
+        .await
+        .unwrap()
+        .expect("NodePort");
+    assert!(answer.starts_with("web-"), "{answer:?}");
+}
