@@ -1,53 +1,33 @@
 #!/usr/bin/env bash
-# Brings up a Skiff control plane on this machine with an example applied, for trying it out.
-# The multi-node lab (`skiff lab up`) arrives with issue 8; until then this runs `skiff server`
-# (API server, scheduler, controllers) on loopback with three simulated nodes, and rolls out the
-# nginx Deployment from the Kubernetes documentation onto them.
+# Brings up a 3-node Skiff lab on this machine (root: runc, network namespaces, nftables) with
+# the web example running behind a Service, for trying it out. Re-running it reports the lab
+# that is already up. `target/release/skiff lab down` removes everything again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --release -p skiff
+cargo build --release --locked -p skiff -p skiffctl
 
-DATA_DIR="${SKIFF_DATA_DIR:-$PWD/.skiff/server}"
-LISTEN="${SKIFF_LISTEN:-127.0.0.1:6443}"
-mkdir -p "$DATA_DIR"
+export SKIFF_LAB_DIR="${SKIFF_LAB_DIR:-/var/lib/skiff/lab}"
+target/release/skiff lab up --nodes "${SKIFF_NODES:-3}"
 
-if [ -f "$DATA_DIR/skiff.pid" ] && kill -0 "$(cat "$DATA_DIR/skiff.pid")" 2>/dev/null; then
-  echo "skiff server already running (pid $(cat "$DATA_DIR/skiff.pid"))"
-else
-  rm -f "$DATA_DIR/kubeconfig.yaml"
-  nohup target/release/skiff server --listen "$LISTEN" --data-dir "$DATA_DIR" \
-    >"$DATA_DIR/server.log" 2>&1 &
-  echo $! >"$DATA_DIR/skiff.pid"
-  for _ in $(seq 1 100); do
-    [ -f "$DATA_DIR/kubeconfig.yaml" ] && curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-fi
-
-export KUBECONFIG="$DATA_DIR/kubeconfig.yaml"
-
-# Simulated nodes (hollow: they run no containers, they report pods Running) until real node
-# agents land (issue 6).
-if [ -f "$DATA_DIR/agent.pid" ] && kill -0 "$(cat "$DATA_DIR/agent.pid")" 2>/dev/null; then
-  echo "simulated nodes already running (pid $(cat "$DATA_DIR/agent.pid"))"
-else
-  nohup target/release/skiff agent --runtime simulated --kubeconfig "$KUBECONFIG" --nodes 3 \
-    >"$DATA_DIR/agent.log" 2>&1 &
-  echo $! >"$DATA_DIR/agent.pid"
-fi
-
-kubectl apply -f examples/k8s-docs/nginx-deployment.yaml
-kubectl rollout status deployment/nginx-deployment --timeout=120s
-kubectl get deployments,replicasets,pods -o wide
+export KUBECONFIG="$SKIFF_LAB_DIR/server/kubeconfig.yaml"
+ctl=target/release/skiffctl
+$ctl apply -f examples/web.yaml
+$ctl rollout status deployment/web --timeout=180s
+$ctl get pods -o wide
+node_ip=$($ctl get nodes -o jsonpath='{.items[0].status.addresses[0].address}')
+echo
+echo "The web Service answers on every node at port 30080:"
+for _ in 1 2 3; do curl -fsS "http://$node_ip:30080/"; done
 cat <<MSG
 
-Skiff is serving the Kubernetes API at http://$LISTEN (log: $DATA_DIR/server.log).
+Skiff lab is up ($SKIFF_LAB_DIR). Next:
   export KUBECONFIG=$KUBECONFIG
-  kubectl get all
-Three simulated nodes (sim-0..sim-2) run the pods (log: $DATA_DIR/agent.log); they run no
-real containers yet. Try: kubectl set image deployment/nginx-deployment nginx=nginx:1.27
-                     kubectl rollout status deployment/nginx-deployment
-Stop it with: kill \$(cat $DATA_DIR/agent.pid) \$(cat $DATA_DIR/skiff.pid)
+  export PATH=$PWD/target/release:\$PATH
+  skiffctl get pods -o wide -w                 # in another terminal
+  skiffctl apply -f examples/web-v2.yaml       # rolling update to v2
+  skiff lab node kill node-2                   # watch the pods move
+  skiff lab down                               # remove everything
+The README's walkthrough goes through it step by step.
 MSG

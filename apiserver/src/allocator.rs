@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::storage::{StorageError, Store};
@@ -208,6 +209,104 @@ impl Allocator {
     }
 }
 
+/// The NodePorts a Service holds, in port order.
+pub(crate) fn node_ports(svc: &Value) -> Vec<u16> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+                .filter_map(|p| u16::try_from(p).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What an updated Service still needs from the NodePort allocator before it can be written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct NodePortNeed {
+    /// Ports asked for by value that this Service did not hold: `(field path, port)`.
+    pub explicit: Vec<(String, u16)>,
+    /// How many ports need any free NodePort.
+    pub any: usize,
+}
+
+impl NodePortNeed {
+    pub fn is_empty(&self) -> bool {
+        self.explicit.is_empty() && self.any == 0
+    }
+}
+
+/// Settles the NodePorts of an updated Service against the stored one, as Kubernetes' service
+/// registry does on update: a type without node ports drops the ones the old object held (and
+/// the external traffic policy it had); a
+/// NodePort or LoadBalancer Service keeps the ports it held, and takes new or missing ones from
+/// `granted` (ports already claimed for this request). Whatever `granted` cannot cover is
+/// returned, so the caller can claim it (claims need the store, which this must not touch) and
+/// try again.
+pub(crate) fn settle_node_ports(new: &mut Value, old: &Value, granted: &[u16]) -> NodePortNeed {
+    let held = node_ports(old);
+    let ty = new
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    let mut need = NodePortNeed::default();
+    let port_of = |p: &Value| {
+        p.get("nodePort")
+            .and_then(Value::as_u64)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n != 0)
+    };
+    if ty != "NodePort" && ty != "LoadBalancer" {
+        // Fields only external types carry go with the type when the update left them as
+        // they were (Kubernetes' dropTypeDependentFields).
+        for field in ["externalTrafficPolicy", "allocateLoadBalancerNodePorts"] {
+            let old_value = old.pointer(&format!("/spec/{field}"));
+            if old_value.is_some()
+                && new.pointer(&format!("/spec/{field}")) == old_value
+                && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.remove(field);
+            }
+        }
+    }
+    let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return need;
+    };
+    if ty != "NodePort" && ty != "LoadBalancer" {
+        for port in ports.iter_mut() {
+            if let (Some(n), Some(obj)) = (port_of(port), port.as_object_mut())
+                && held.contains(&n)
+            {
+                obj.remove("nodePort");
+            }
+        }
+        return need;
+    }
+    let used: Vec<u16> = ports.iter().filter_map(port_of).collect();
+    for (i, port) in ports.iter().enumerate() {
+        if let Some(n) = port_of(port)
+            && !held.contains(&n)
+            && !granted.contains(&n)
+        {
+            need.explicit.push((format!("spec.ports[{i}].nodePort"), n));
+        }
+    }
+    let mut spare = granted.iter().filter(|g| !used.contains(g)).copied();
+    for port in ports.iter_mut() {
+        if port_of(port).is_some() {
+            continue;
+        }
+        match spare.next() {
+            Some(n) => port["nodePort"] = serde_json::json!(n),
+            None => need.any += 1,
+        }
+    }
+    need
+}
+
 fn invalid(field: &str, value: &str, detail: &str) -> Error {
     Error::Invalid {
         kind: "Service".into(),
@@ -237,5 +336,88 @@ mod tests {
         let p: PortRange = "30000-32767".parse().unwrap();
         assert_eq!(p.size(), 2768);
         assert!("5-1".parse::<PortRange>().is_err());
+    }
+
+    fn svc(ty: &str, ports: serde_json::Value) -> Value {
+        serde_json::json!({"spec": {"type": ty, "ports": ports}})
+    }
+
+    #[test]
+    fn settling_node_ports_on_update() {
+        use serde_json::json;
+        let old_np = svc("NodePort", json!([{"port": 80, "nodePort": 30080}]));
+        let old_ci = svc("ClusterIP", json!([{"port": 80}]));
+        // (new, old, granted, resulting node ports, need)
+        type Case<'a> = (Value, &'a Value, Vec<u16>, Vec<u16>, NodePortNeed);
+        let cases: Vec<Case> = vec![
+            // Kept port: nothing to do.
+            (
+                svc("NodePort", json!([{"port": 80, "nodePort": 30080}])),
+                &old_np,
+                vec![],
+                vec![30080],
+                NodePortNeed::default(),
+            ),
+            // ClusterIP -> NodePort: one port wanted, none granted yet.
+            (
+                svc("NodePort", json!([{"port": 80}])),
+                &old_ci,
+                vec![],
+                vec![],
+                NodePortNeed {
+                    explicit: vec![],
+                    any: 1,
+                },
+            ),
+            // ... and then granted.
+            (
+                svc("NodePort", json!([{"port": 80}])),
+                &old_ci,
+                vec![31000],
+                vec![31000],
+                NodePortNeed::default(),
+            ),
+            // A new explicit port must be claimed.
+            (
+                svc(
+                    "NodePort",
+                    json!([{"port": 80, "nodePort": 30080}, {"port": 81, "nodePort": 30081}]),
+                ),
+                &old_np,
+                vec![],
+                vec![30080, 30081],
+                NodePortNeed {
+                    explicit: vec![("spec.ports[1].nodePort".into(), 30081)],
+                    any: 0,
+                },
+            ),
+            // NodePort -> ClusterIP drops the held port.
+            (
+                svc("ClusterIP", json!([{"port": 80, "nodePort": 30080}])),
+                &old_np,
+                vec![],
+                vec![],
+                NodePortNeed::default(),
+            ),
+            // A granted port is not handed out twice.
+            (
+                svc(
+                    "NodePort",
+                    json!([{"port": 80, "nodePort": 31000}, {"port": 81}]),
+                ),
+                &old_ci,
+                vec![31000],
+                vec![31000],
+                NodePortNeed {
+                    explicit: vec![],
+                    any: 1,
+                },
+            ),
+        ];
+        for (i, (mut new, old, granted, ports, need)) in cases.into_iter().enumerate() {
+            let got = settle_node_ports(&mut new, old, &granted);
+            assert_eq!(got, need, "case {i}");
+            assert_eq!(node_ports(&new), ports, "case {i}");
+        }
     }
 }

@@ -110,6 +110,9 @@ pub enum Error {
     BadRequest { message: String, causes: Vec<Cause> },
     #[error("{0}")]
     Forbidden(String),
+    /// No credentials, or credentials the server does not accept.
+    #[error("Unauthorized")]
+    Unauthorized,
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("the server could not find the requested resource")]
@@ -149,6 +152,7 @@ impl Error {
             Error::Invalid { .. } => (422, "Invalid"),
             Error::BadRequest { .. } => (400, "BadRequest"),
             Error::Forbidden(_) => (403, "Forbidden"),
+            Error::Unauthorized => (401, "Unauthorized"),
             Error::MethodNotAllowed => (405, "MethodNotAllowed"),
             Error::UnsupportedMediaType(_) => (415, "UnsupportedMediaType"),
             Error::TooLarge(_) => (413, "RequestEntityTooLarge"),

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tracing::{Instrument, info_span};
 
-use crate::allocator::Allocator;
+use crate::allocator::{self, Allocator, NodePortNeed};
 use crate::error::{Cause, Error};
 use crate::filter::Filter;
 use crate::objmeta;
@@ -722,7 +722,7 @@ impl Registry {
             _ => {
                 let mut previous = None;
                 let result = self
-                    .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
+                    .update_claiming_node_ports(rt, ns, name, opts.dry_run, |cur, claims| {
                         let cur = current_or_not_found(cur, rt, name)?;
                         remember_service(rt, cur, &mut previous);
                         if let Some(rv) = precondition
@@ -730,7 +730,7 @@ impl Registry {
                         {
                             return Err(conflict(rt, name));
                         }
-                        self.decide_update(rt, body.clone(), cur, sub, opts)
+                        self.decide_update(rt, body.clone(), cur, sub, opts, claims)
                     })
                     .await?;
                 if let (Some(old), false) = (previous, opts.dry_run) {
@@ -755,6 +755,7 @@ impl Registry {
         cur: &Value,
         sub: Option<Subresource>,
         opts: &WriteOptions,
+        claims: &mut NodePortClaims,
     ) -> Result<Decision, Error> {
         let mut new = match sub {
             Some(Subresource::Status) => objmeta::take_status(&body, cur),
@@ -764,6 +765,13 @@ impl Registry {
                     objmeta::keep_status(&mut new, cur);
                 }
                 carry_over_service_fields(rt, &mut new, cur);
+                if is_service(rt) {
+                    let need = allocator::settle_node_ports(&mut new, cur, &claims.granted);
+                    if !need.is_empty() && !opts.dry_run {
+                        claims.need = Some(need);
+                        return Err(Error::Internal("NodePorts must be claimed first".into()));
+                    }
+                }
                 new
             }
         };
@@ -879,7 +887,7 @@ impl Registry {
             update_opts.field_manager = None;
         }
         let (object, created) = self
-            .guaranteed_update(rt, ns, name, opts.dry_run, |cur| {
+            .update_claiming_node_ports(rt, ns, name, opts.dry_run, |cur, claims| {
                 let cur = current_or_not_found(cur, rt, name)?;
                 remember_service(rt, cur, &mut previous);
                 let patched = match &applied {
@@ -905,7 +913,7 @@ impl Registry {
                 {
                     return Err(conflict(rt, name));
                 }
-                self.decide_update(rt, decoded, cur, sub, &update_opts)
+                self.decide_update(rt, decoded, cur, sub, &update_opts, claims)
             })
             .await?;
         if let (Some(old), false) = (previous, opts.dry_run) {
@@ -1056,7 +1064,7 @@ impl Registry {
                 };
                 let mut new = cur.clone();
                 new["spec"]["replicas"] = json!(replicas);
-                self.decide_update(rt, new, cur, None, opts)
+                self.decide_update(rt, new, cur, None, opts, &mut NodePortClaims::default())
             })
             .await?;
         Ok(scale_of(&obj))
@@ -1160,6 +1168,67 @@ impl Registry {
 
     // ----- services -----
 
+    /// `guaranteed_update` for writes that may need new NodePorts (a Service turned NodePort, or
+    /// given another port): when an attempt finds ports missing they are claimed in the store
+    /// and the attempt repeated; claims the written object does not use are released.
+    async fn update_claiming_node_ports<F>(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        mut decide: F,
+    ) -> Result<(Value, bool), Error>
+    where
+        F: FnMut(Option<&Value>, &mut NodePortClaims) -> Result<Decision, Error>,
+    {
+        let mut claims = NodePortClaims::default();
+        for _ in 0..MAX_RETRIES {
+            let result = self
+                .guaranteed_update(rt, ns, name, dry_run, |cur| decide(cur, &mut claims))
+                .await;
+            match claims.need.take() {
+                Some(need) if result.is_err() => {
+                    if let Err(e) = self.claim_node_ports(&need, &mut claims.granted).await {
+                        self.release_ports(&claims.granted).await;
+                        return Err(e);
+                    }
+                }
+                _ => {
+                    let kept = result
+                        .as_ref()
+                        .map(|(v, _)| allocator::node_ports(v))
+                        .unwrap_or_default();
+                    claims.granted.retain(|p| !kept.contains(p));
+                    self.release_ports(&claims.granted).await;
+                    return result;
+                }
+            }
+        }
+        self.release_ports(&claims.granted).await;
+        Err(conflict(rt, name))
+    }
+
+    async fn claim_node_ports(
+        &self,
+        need: &NodePortNeed,
+        granted: &mut Vec<u16>,
+    ) -> Result<(), Error> {
+        for (field, port) in &need.explicit {
+            granted.push(self.allocator.allocate_port(Some(*port), field).await?);
+        }
+        for _ in 0..need.any {
+            granted.push(self.allocator.allocate_port(None, "spec.ports").await?);
+        }
+        Ok(())
+    }
+
+    async fn release_ports(&self, ports: &[u16]) {
+        for p in ports {
+            self.allocator.release_port(*p).await;
+        }
+    }
+
     async fn allocate_service(
         &self,
         rt: &ResourceType,
@@ -1232,8 +1301,8 @@ impl Registry {
         if !is_service(rt) {
             return;
         }
-        let old_ports = node_ports(old);
-        let new_ports = node_ports(new);
+        let old_ports = allocator::node_ports(old);
+        let new_ports = allocator::node_ports(new);
         for p in old_ports.iter().filter(|p| !new_ports.contains(p)) {
             self.allocator.release_port(*p).await;
         }
@@ -1260,7 +1329,7 @@ impl Registry {
         {
             allocations.push(Allocation::Ip(ip.to_string()));
         }
-        allocations.extend(node_ports(obj).into_iter().map(Allocation::Port));
+        allocations.extend(allocator::node_ports(obj).into_iter().map(Allocation::Port));
         let store = self.store.clone();
         let allocator = Allocator::new(
             store,
@@ -1289,22 +1358,16 @@ fn is_service(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.kind == "Service"
 }
 
+/// NodePorts claimed for one Service write, and what its last attempt still needed.
+#[derive(Default)]
+struct NodePortClaims {
+    granted: Vec<u16>,
+    need: Option<NodePortNeed>,
+}
+
 enum Allocation {
     Ip(String),
     Port(u16),
-}
-
-fn node_ports(svc: &Value) -> Vec<u16> {
-    svc.pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ports| {
-            ports
-                .iter()
-                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
-                .filter_map(|p| u16::try_from(p).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// How a scale write arrives.

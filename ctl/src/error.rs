@@ -44,6 +44,12 @@ impl CtlError {
 impl fmt::Display for CtlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // kubectl's words for a 401: client-go does not show the server's message.
+            CtlError::Server { reason, .. } if reason == "Unauthorized" => write!(
+                f,
+                "error: You must be logged in to the server (the server has asked for the \
+                 client to provide credentials)"
+            ),
             CtlError::Server { reason, message } if reason.is_empty() => {
                 write!(f, "Error from server: {message}")
             }
@@ -85,3 +91,32 @@ pub fn one_line(s: &str) -> String {
 }
 
 pub type Result<T> = std::result::Result<T, CtlError>;
+
+#[cfg(test)]
+mod tests {
+    use super::CtlError;
+
+    #[test]
+    fn server_errors_print_like_kubectl() {
+        let server = |reason: &str, message: &str| CtlError::Server {
+            reason: reason.into(),
+            message: message.into(),
+        };
+        let cases = [
+            (
+                server("NotFound", "pods \"x\" not found"),
+                "Error from server (NotFound): pods \"x\" not found",
+            ),
+            (server("", "boom"), "Error from server: boom"),
+            (
+                server("Unauthorized", "Unauthorized"),
+                "error: You must be logged in to the server (the server has asked for the \
+                 client to provide credentials)",
+            ),
+            (CtlError::local("bad flag"), "error: bad flag"),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+    }
+}

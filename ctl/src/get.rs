@@ -37,6 +37,9 @@ pub struct GetArgs {
     /// Show labels as the last column.
     #[arg(long)]
     pub show_labels: bool,
+    /// Print table rows without the header line.
+    #[arg(long)]
+    pub no_headers: bool,
     /// Sort by this JSONPath expression (e.g. `.metadata.name`).
     #[arg(long)]
     pub sort_by: Option<String>,
@@ -189,10 +192,11 @@ pub async fn run(http: &Http, disc: &Discovery, a: &GetArgs) -> Result<()> {
                     continue;
                 }
                 let cols = Columns::new(&table, *wide, a, t.resource, with_kind);
-                if printed_any {
+                // kubectl separates kinds by a blank line only when they have headers.
+                if printed_any && !a.no_headers {
                     out.push('\n');
                 }
-                let mut lines = vec![cols.header()];
+                let mut lines = cols.header_lines();
                 lines.extend(rows.iter().map(|r| cols.row(r)));
                 out.push_str(&tabwrite(&lines));
                 printed_any = true;
@@ -438,6 +442,7 @@ struct Columns {
     name_index: Option<usize>,
     namespace: bool,
     labels: bool,
+    headers: bool,
     prefix: Option<String>,
 }
 
@@ -463,7 +468,17 @@ impl Columns {
             name_index,
             namespace: a.all_namespaces && r.info.namespaced,
             labels: a.show_labels,
+            headers: !a.no_headers,
             prefix: with_kind.then(|| r.qualified_kind()),
+        }
+    }
+
+    /// The header line, unless `--no-headers`.
+    fn header_lines(&self) -> Vec<Vec<String>> {
+        if self.headers {
+            vec![self.header()]
+        } else {
+            Vec::new()
         }
     }
 
@@ -545,7 +560,7 @@ async fn watch(
         if rows.is_empty() {
             no_resources(a, ns);
         } else {
-            let mut lines = vec![cols.header()];
+            let mut lines = cols.header_lines();
             lines.extend(rows.iter().map(|r| cols.row(r)));
             print!("{}", tw.write(&lines));
             header_done = true;
@@ -578,7 +593,7 @@ async fn watch(
         }
         let mut lines = Vec::new();
         if !header_done {
-            lines.push(cols.header());
+            lines.extend(cols.header_lines());
             header_done = true;
         }
         lines.extend(rows_of(table).iter().map(|r| cols.row(r)));

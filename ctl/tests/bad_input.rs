@@ -39,6 +39,34 @@ fn unreachable_server() {
     );
 }
 
+/// A kubeconfig whose token the server does not know: skiffctl says what kubectl says.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_refused_in_kubectls_words() {
+    let server = TestServer::start(&[]).await;
+    let text = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+    let wrong: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("token: ") {
+                "    token: not-the-admin-token\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let kc = server.data_dir.join("wrong-token.yaml");
+    std::fs::write(&kc, wrong).expect("write kubeconfig");
+    let ours = run(SKIFFCTL, &kc, &["get", "pods"], None);
+    one_line_error(&ours, "You must be logged in to the server");
+    let theirs = run(common::KUBECTL, &kc, &["get", "pods"], None);
+    assert_ne!(theirs.code, 0);
+    assert_eq!(
+        theirs.stderr.lines().last(),
+        ours.stderr.lines().next(),
+        "kubectl's last line"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_kind_and_malformed_manifests() {
     let server = TestServer::start(&[]).await;

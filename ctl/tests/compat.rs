@@ -206,6 +206,8 @@ async fn get_apply_delete_match_kubectl() {
         vec!["get", "endpointslices", "-n", "kc"],
         vec!["get", "ep,endpointslices.discovery.k8s.io", "-A"],
         vec!["get", "cm", "-A", "--show-labels"],
+        vec!["get", "cm", "-A", "--no-headers"],
+        vec!["get", "deploy,svc", "-n", "kc", "--no-headers"],
         vec!["get", "pods", "-n", "sk"],
         vec!["get", "ns"],
         vec!["get", "deploy", "web", "-n", "sk", "-o", "yaml"],
@@ -275,7 +277,8 @@ async fn get_apply_delete_match_kubectl() {
     both.skiffctl(&["create", "-f", "-"], Some(&event)).ok();
     both.skiffctl(&["apply", "-f", "-"], Some(NODE)).ok();
     let status: Value = serde_json::from_str(NODE_STATUS).expect("json");
-    let resp = reqwest::Client::new()
+    let resp = server
+        .http()
         .patch(format!("{}/api/v1/nodes/n1/status", server.url))
         .header("content-type", "application/merge-patch+json")
         .body(status.to_string())

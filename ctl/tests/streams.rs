@@ -28,7 +28,8 @@ async fn send(
     ct: &str,
     body: Value,
 ) -> Value {
-    let resp = reqwest::Client::new()
+    let resp = server
+        .http()
         .request(method.clone(), format!("{}{path}", server.url))
         .header("content-type", ct)
         .body(body.to_string())
@@ -143,22 +144,28 @@ async fn the_api_server_refuses_what_it_cannot_proxy_like_kubernetes() {
         "Error from server (BadRequest): container nope is not valid for pod pair\n"
     );
     // exec is an upgrade or nothing.
-    let resp = reqwest::get(format!(
-        "{}/api/v1/namespaces/default/pods/stranded/exec?command=ls&stdout=true",
-        server.url
-    ))
-    .await
-    .expect("GET exec");
+    let resp = server
+        .http()
+        .get(format!(
+            "{}/api/v1/namespaces/default/pods/stranded/exec?command=ls&stdout=true",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("GET exec");
     assert_eq!(resp.status(), 400);
     let status: Value = resp.json().await.expect("status");
     assert_eq!(status["message"], "Upgrade request required");
     // Without a container, clients pick one; the API alone names the choices.
-    let resp = reqwest::get(format!(
-        "{}/api/v1/namespaces/default/pods/pair/log",
-        server.url
-    ))
-    .await
-    .expect("GET log");
+    let resp = server
+        .http()
+        .get(format!(
+            "{}/api/v1/namespaces/default/pods/pair/log",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("GET log");
     assert_eq!(resp.status(), 400);
     let status: Value = resp.json().await.expect("status");
     assert_eq!(
@@ -284,12 +291,15 @@ async fn logs_and_exec_reach_the_container_through_the_api_server() {
         "one"
     );
     // Bad options are the kubelet's 422, relayed unchanged.
-    let resp = reqwest::get(format!(
-        "{}/api/v1/namespaces/default/pods/web/log?tailLines=-1&sinceSeconds=0",
-        server.url
-    ))
-    .await
-    .expect("GET log");
+    let resp = server
+        .http()
+        .get(format!(
+            "{}/api/v1/namespaces/default/pods/web/log?tailLines=-1&sinceSeconds=0",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("GET log");
     assert_eq!(resp.status(), 422);
     let status: Value = resp.json().await.expect("status");
     assert_eq!(status["reason"], "Invalid");

@@ -30,7 +30,7 @@ async fn run_async(bin: &'static str, kc: &Path, args: &[&str], stdin: Option<&s
 
 #[tokio::test]
 async fn skiffctl_talks_https_with_the_kubeconfig_ca() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--plain-http"]).await;
     let ca = Ca::new("skiff test CA");
     let front = TlsFront::start(&ca.server(&["localhost", "127.0.0.1"]), None, &server.url).await;
     let dir = tempfile::tempdir().unwrap();

@@ -64,7 +64,10 @@ fn step(both: &Both, args: &[&str]) -> Out {
 
 /// GETs an object as JSON.
 async fn get(server: &TestServer, path: &str) -> Value {
-    let resp = reqwest::get(format!("{}{path}", server.url))
+    let resp = server
+        .http()
+        .get(format!("{}{path}", server.url))
+        .send()
         .await
         .expect("GET");
     assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
@@ -73,7 +76,8 @@ async fn get(server: &TestServer, path: &str) -> Value {
 
 /// Sends a merge patch (to a `/status` subresource, say) and asserts success.
 async fn merge_patch(server: &TestServer, path: &str, body: Value) {
-    let resp = reqwest::Client::new()
+    let resp = server
+        .http()
         .patch(format!("{}{path}", server.url))
         .header("content-type", "application/merge-patch+json")
         .body(body.to_string())
@@ -707,7 +711,10 @@ fn drain(both: &Both, bin: &str, args: &[&str]) -> Out {
 }
 
 async fn pod_exists(server: &TestServer, name: &str) -> bool {
-    reqwest::get(format!("{}/api/v1/namespaces/sk/pods/{name}", server.url))
+    server
+        .http()
+        .get(format!("{}/api/v1/namespaces/sk/pods/{name}", server.url))
+        .send()
         .await
         .expect("GET pod")
         .status()

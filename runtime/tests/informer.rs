@@ -200,8 +200,8 @@ async fn cache_matches_server_after_restart() {
 async fn cache_matches_server_after_forced_410() {
     let server = TestServer::start(&["--history", "5"]).await;
     let direct = server.client();
-    let proxy = Proxy::start(server.url.trim_start_matches("http://")).await;
-    let via_proxy = TestServer::client_via(&proxy.url);
+    let proxy = Proxy::start(server.addr()).await;
+    let via_proxy = server.client_via(&proxy.addr);
     let informer = Informer::new(
         Api::<ConfigMap>::all(via_proxy.clone()),
         ListParams::default(),

@@ -47,7 +47,7 @@ async fn version(client: &Client) -> runtime::Result<Value> {
 
 #[tokio::test]
 async fn server_certificates_are_verified_against_the_kubeconfig_ca() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--plain-http"]).await;
     let ca = Ca::new("skiff test CA");
     let front = TlsFront::start(&ca.server(&["localhost", "127.0.0.1"]), None, &server.url).await;
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +125,7 @@ async fn server_certificates_are_verified_against_the_kubeconfig_ca() {
 
 #[tokio::test]
 async fn tls_server_name_and_bad_ca_material() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--plain-http"]).await;
     let ca = Ca::new("skiff test CA");
     // A certificate that does not name 127.0.0.1, the address the client dials.
     let front = TlsFront::start(&ca.server(&["apiserver.skiff.test"]), None, &server.url).await;
@@ -183,7 +183,7 @@ async fn tls_server_name_and_bad_ca_material() {
 
 #[tokio::test]
 async fn client_certificates_and_tokens_are_sent_over_tls() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--plain-http"]).await;
     let ca = Ca::new("skiff test CA");
     // The front demands a client certificate signed by the test CA.
     let front = TlsFront::start(

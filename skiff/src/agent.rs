@@ -74,8 +74,9 @@ pub struct AgentArgs {
     /// Longest crash-loop back-off delay (Kubernetes: 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     crash_loop_backoff_max: Duration,
-    /// Cluster DNS server addresses given to ClusterFirst pods.
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster DNS server addresses given to ClusterFirst pods (default: the kube-dns
+    /// Service `skiff server` keeps, the 10th address of the default service CIDR).
+    #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
     cluster_dns: Vec<IpAddr>,
     /// Cluster domain.
     #[arg(long, default_value = "cluster.local")]
@@ -83,6 +84,15 @@ pub struct AgentArgs {
     /// Service proxy (default: nftables for runc, userspace for process, none for simulated).
     #[arg(long, value_enum)]
     proxy: Option<ProxyFlag>,
+    /// How long the node's Lease is valid (Kubernetes: 40 s); the agent renews it every quarter
+    /// of that, so the node lifecycle controller's grace period must exceed a few renewals.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(i32).range(4..))]
+    node_lease_duration_seconds: i32,
+    /// How often the agent posts the Node's status (conditions, capacity) even when nothing
+    /// changed; this is also how soon a node marked Unknown turns Ready again after its
+    /// network comes back.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    node_status_update_frequency: Duration,
     /// Number of simulated nodes (`--runtime simulated`).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
@@ -141,7 +151,16 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         Some(AgentCommand::Reset(reset)) => return reset_node(reset).await,
         None => {}
     }
-    let client = args.client.client()?;
+    let client_config = args.client.config().await?;
+    // The CA this agent trusts the API server by is the cluster CA: the kubelet API admits
+    // only clients it signed, i.e. the API server.
+    let client_ca = client_config
+        .tls
+        .ca
+        .as_ref()
+        .filter(|_| client_config.server.starts_with("https://"))
+        .map(|pem| pem.bytes.clone());
+    let client = runtime::Client::new(client_config)?;
     match args.runtime {
         None => Err(runtime::Error::Request("--runtime is required".into())),
         Some(RuntimeKind::Simulated) => {
@@ -160,7 +179,8 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             Ok(())
         }
         Some(kind) => {
-            let config = agent_config(&args)?;
+            let mut config = agent_config(&args)?;
+            config.client_ca = client_ca;
             let (driver, puller) =
                 crate::agent_runtime::build(kind, &args.data_dir, &config, &args.cni_bridge)?;
             let node_ip = config.node_ip;
@@ -210,7 +230,17 @@ fn agent_config(args: &AgentArgs) -> Result<AgentConfig, runtime::Error> {
     config.backoff.max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
     config.cluster_dns = args.cluster_dns.clone();
     config.cluster_domain = args.cluster_domain.clone();
+    config.lease_duration_seconds = args.node_lease_duration_seconds;
+    config.lease_interval = lease_renew_interval(args.node_lease_duration_seconds);
+    config.status_interval = args
+        .node_status_update_frequency
+        .max(Duration::from_secs(1));
     Ok(config)
+}
+
+/// The kubelet renews its Lease every quarter of the Lease's duration.
+fn lease_renew_interval(duration_seconds: i32) -> Duration {
+    Duration::from_millis(u64::try_from(duration_seconds).unwrap_or(40) * 250)
 }
 
 fn parse_capacity(items: &[String]) -> Result<BTreeMap<String, String>, runtime::Error> {

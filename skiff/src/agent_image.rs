@@ -1,5 +1,6 @@
-//! `skiff agent image load FILE` and `skiff agent image ls`: the node's image store from the
-//! command line, like `kind load image-archive` and `crictl images`.
+//! `skiff agent image load FILE`, `skiff agent image ls` and `skiff agent image build-examples`:
+//! the node's image store from the command line, like `kind load image-archive` and
+//! `crictl images`.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,13 @@ enum ImageCommand {
     },
     /// Lists the images in the node's store.
     Ls,
+    /// Builds the example images (examples/images) offline from the host's static busybox
+    /// (Debian's `busybox-static`) into the node's store.
+    BuildExamples {
+        /// The static busybox binary to build from.
+        #[arg(long, default_value = kubelet::image::build::HOST_BUSYBOX)]
+        busybox: PathBuf,
+    },
 }
 
 /// Runs the image command; a failure is printed as one line and exits with status 1.
@@ -58,7 +66,41 @@ fn execute(args: ImageArgs) -> Result<String, String> {
             let images = store.list().map_err(|e| e.to_string())?;
             Ok(format_table(&images))
         }
+        ImageCommand::BuildExamples { busybox } => {
+            let built = build_examples(&store, &busybox).map_err(|e| e.to_string())?;
+            Ok(built
+                .iter()
+                .map(|(name, digest)| format!("built {name} ({})\n", short(digest)))
+                .collect())
+        }
     }
+}
+
+/// Stores every example image: the busybox layer shared by all, plus a layer with the image's
+/// script. Returns `(name, manifest digest)` pairs.
+pub fn build_examples(
+    store: &Store,
+    busybox: &std::path::Path,
+) -> kubelet::error::Result<Vec<(String, String)>> {
+    use kubelet::image::build::{Entry, busybox_layer, layer, store_image};
+    let base = busybox_layer(busybox)?;
+    let mut built = Vec::new();
+    for recipe in skiff_examples::IMAGES {
+        let dir = recipe.script_path.rsplit_once('/').map_or("", |(d, _)| d);
+        let app = layer(&[
+            Entry::Dir(dir),
+            Entry::File(recipe.script_path, recipe.script.as_bytes(), 0o755),
+        ])?;
+        let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
+        env.extend(recipe.env);
+        let config = serde_json::json!({
+            "Cmd": [format!("/{}", recipe.script_path)],
+            "Env": env,
+        });
+        let digest = store_image(store, recipe.name, &[base.clone(), app], config)?;
+        built.push((recipe.name.to_string(), digest));
+    }
+    Ok(built)
 }
 
 /// `crictl images`-style table: IMAGE, TAG, DIGEST, SIZE.

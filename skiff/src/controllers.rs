@@ -51,7 +51,7 @@ pub struct ControllersArgs {
 
 /// Runs the controller manager until SIGTERM/SIGINT.
 pub async fn run(args: ControllersArgs) -> Result<(), runtime::Error> {
-    let client = args.client.client()?;
+    let client = args.client.client().await?;
     let identity = args.identity.unwrap_or_else(default_identity);
     controllers::run(
         client,
@@ -64,11 +64,11 @@ pub async fn run(args: ControllersArgs) -> Result<(), runtime::Error> {
 /// Starts the in-process controller manager of `skiff server`, a client of the server's own
 /// loopback URL. It stops, releasing its Lease, when `shutdown` completes.
 pub fn spawn_in_server(
-    url: &str,
+    config: runtime::config::Config,
     flags: &ControllerFlags,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
-    let client = Client::new(runtime::config::Config::from_url(url))?;
+    let client = Client::new(config)?;
     let config = flags.config(&default_identity());
     Ok(tokio::spawn(async move {
         if let Err(e) = controllers::run(client, config, shutdown).await {

@@ -5,8 +5,11 @@ mod agent_image;
 mod agent_runtime;
 mod bench;
 mod controllers;
+mod dns;
 mod kubeconfig;
+mod lab;
 mod scheduler;
+mod security;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +35,8 @@ enum Command {
     /// Runs a node agent: real containers (`--runtime runc`), host processes (`process`) or
     /// simulated nodes (`simulated`).
     Agent(agent::AgentArgs),
+    /// A multi-node lab cluster on this machine: up, status, down, node faults.
+    Lab(lab::LabArgs),
     /// Runs a benchmark and prints the figures next to Skiff's targets.
     Bench(bench::BenchArgs),
 }
@@ -47,10 +52,15 @@ fn main() {
         });
     }
     let cli = Cli::parse();
+    // The lab commands talk to a person: only warnings, unless SKIFF_LOG says otherwise.
+    let default_level = match cli.command {
+        Command::Lab(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -71,6 +81,7 @@ fn main() {
             Command::Scheduler(args) => scheduler::run(args).await.map_err(Into::into),
             Command::Controllers(args) => controllers::run(args).await.map_err(Into::into),
             Command::Agent(args) => agent::run(args).await.map_err(Into::into),
+            Command::Lab(args) => lab::run(args).await.map_err(server::ServerError::Lab),
             Command::Bench(args) => bench::run(args)
                 .await
                 .map_err(|e| server::ServerError::Bench(e.to_string())),

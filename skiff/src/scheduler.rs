@@ -17,7 +17,7 @@ pub struct SchedulerArgs {
 
 /// Runs the scheduler until SIGTERM/SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<(), runtime::Error> {
-    let client = args.client.client()?;
+    let client = args.client.client().await?;
     let identity = args.identity.unwrap_or_else(default_identity);
     scheduler::run::run(
         client,
@@ -32,10 +32,10 @@ pub async fn run(args: SchedulerArgs) -> Result<(), runtime::Error> {
 /// URL like any other client (components share nothing but the API). It stops, releasing its
 /// Lease so a restarted server leads at once, when `shutdown` completes.
 pub fn spawn_in_server(
-    url: &str,
+    config: runtime::config::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, runtime::Error> {
-    let client = Client::new(runtime::config::Config::from_url(url))?;
+    let client = Client::new(config)?;
     let identity = default_identity();
     Ok(tokio::spawn(async move {
         let result = scheduler::run::run(

@@ -20,9 +20,17 @@ pub struct ServerArgs {
     /// Address to serve the API on (loopback by default: nothing leaves the machine).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
-    /// Where the embedded store and the kubeconfig live.
+    /// Where the embedded store, the cluster CA, the tokens and the kubeconfig live.
     #[arg(long, default_value = "/var/lib/skiff/server")]
     data_dir: PathBuf,
+    /// Extra names (DNS names or IPs) for the serving certificate, comma-separated or
+    /// repeated: the addresses other machines reach this server by.
+    #[arg(long, value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Serve plain HTTP without TLS or authentication (loopback --listen only): for test
+    /// suites that put their own TLS front before the server.
+    #[arg(long)]
+    plain_http: bool,
     /// Use etcd at these comma-separated URLs instead of the embedded store.
     #[arg(long, value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
@@ -54,6 +62,8 @@ pub struct ServerArgs {
     no_controllers: bool,
     #[command(flatten)]
     controllers: crate::controllers::ControllerFlags,
+    #[command(flatten)]
+    dns: crate::dns::DnsFlags,
 }
 
 /// Everything that can stop `skiff server`.
@@ -63,6 +73,8 @@ pub enum ServerError {
     Flag(String),
     #[error("cannot use data dir {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
+    #[error("cannot set up TLS and authentication: {0}")]
+    Security(String),
     #[error("cannot open the store: {0}")]
     Store(#[from] apiserver::storage::StorageError),
     #[error("cannot start the API server: {0}")]
@@ -75,14 +87,18 @@ pub enum ServerError {
     Client(#[from] runtime::Error),
     #[error("benchmark failed: {0}")]
     Bench(String),
+    #[error("{0}")]
+    Lab(String),
 }
 
 /// Runs the server until SIGTERM or SIGINT; `with_components` also runs the scheduler and
 /// the controllers (`skiff server`, unless `--no-scheduler` / `--no-controllers`) rather than
 /// the API server alone.
 pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerError> {
+    let service_cidr: apiserver::allocator::Ipv4Range =
+        args.service_cidr.parse().map_err(ServerError::Flag)?;
     let registry = RegistryConfig {
-        service_cidr: args.service_cidr.parse().map_err(ServerError::Flag)?,
+        service_cidr,
         node_port_range: args.node_port_range.parse().map_err(ServerError::Flag)?,
         cache: CacheConfig {
             history: args.history.max(1),
@@ -92,6 +108,14 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;
+    let security = crate::security::Security::prepare(
+        &args.data_dir,
+        args.listen,
+        &registry.service_cidr,
+        &args.tls_san,
+        args.plain_http,
+    )
+    .map_err(ServerError::Security)?;
     let store: Arc<dyn Store> = if args.etcd_endpoints.is_empty() {
         let history = i64::try_from(args.history.max(1)).unwrap_or(i64::MAX);
         let options = EmbeddedOptions {
@@ -114,6 +138,9 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
     let config = ServerConfig {
         registry,
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
+        authentication: security.authentication.clone(),
+        ca_bundle: security.ca_pem.clone(),
+        kubelet_client_cert: security.kubelet_client_cert.clone(),
     };
     let server = ApiServer::new(store, config).await?;
     let listener = TcpListener::bind(args.listen)
@@ -123,7 +150,8 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
         .local_addr()
         .map_err(|e| ServerError::Listen(args.listen, e))?;
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
-    crate::kubeconfig::write(&kubeconfig, &format!("http://{addr}"))
+    let url = crate::security::local_url(security.scheme(), addr);
+    crate::kubeconfig::write(&kubeconfig, &security.kubeconfig(&url))
         .map_err(|e| ServerError::DataDir(kubeconfig.clone(), e))?;
     info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
     // The scheduler and the controllers are clients of this server's own loopback address;
@@ -135,23 +163,35 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut local = addr;
-    if local.ip().is_unspecified() {
-        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("http://{local}");
+    let component_config = security.component_config(&url);
     let mut components = Vec::new();
     if with_components && !args.no_scheduler {
         components.push((
             "scheduler",
-            crate::scheduler::spawn_in_server(&url, stopped())?,
+            crate::scheduler::spawn_in_server(component_config.clone(), stopped())?,
         ));
     }
     if with_components && !args.no_controllers {
         components.push((
             "controller manager",
-            crate::controllers::spawn_in_server(&url, &args.controllers, stopped())?,
+            crate::controllers::spawn_in_server(
+                component_config.clone(),
+                &args.controllers,
+                stopped(),
+            )?,
         ));
+    }
+    if with_components
+        && let Some(dns) = crate::dns::spawn_in_server(
+            &args.dns,
+            addr,
+            &service_cidr,
+            component_config.clone(),
+            stopped(),
+        )
+        .await?
+    {
+        components.push(("cluster DNS", dns));
     }
     // On SIGTERM the components stop first, while the API still serves, so they can release
     // their Leases; then the API server drains and stops.
@@ -167,10 +207,11 @@ pub async fn run(args: ServerArgs, with_components: bool) -> Result<(), ServerEr
             }
         }
     };
-    server
-        .serve(listener, shutdown)
-        .await
-        .map_err(ServerError::Serve)?;
+    match security.tls {
+        Some(tls) => server.serve_tls(listener, tls, shutdown).await,
+        None => server.serve(listener, shutdown).await,
+    }
+    .map_err(ServerError::Serve)?;
     info!("API server stopped");
     Ok(())
 }

@@ -531,3 +531,51 @@ async fn private_registry_images_need_the_pods_pull_secret() {
     .await;
     assert_eq!(phase(&p), "Pending");
 }
+
+/// The walkthrough's example images: built offline by `skiff agent image build-examples`, the
+/// web app answers with its version and pod name and serves its ConfigMap/Secret settings, and
+/// the crasher goes into a crash loop.
+#[tokio::test]
+async fn example_images_build_offline_and_run() {
+    if !root_or_skip("example_images_build_offline_and_run") {
+        return;
+    }
+    let (server, agent) = cluster("runc-examples").await;
+    let built = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["agent", "image", "build-examples", "--data-dir"])
+        .arg(&agent.data_dir)
+        .output()
+        .expect("skiff agent image build-examples");
+    let listing = String::from_utf8_lossy(&built.stdout).to_string();
+    assert!(built.status.success(), "{listing} {:?}", built.stderr);
+    for image in skiff_examples::IMAGES {
+        assert!(listing.contains(image.name), "{} in {listing}", image.name);
+    }
+    let api: Api<Pod> = Api::namespaced(server.runtime_client(), "default");
+    let web = json!({"name": "web", "image": "skiff.local/web:v2",
+        "env": [{"name": "GREETING", "value": "hi"}],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}});
+    create(&api, pod("web", json!({"containers": [web]}))).await;
+    let crasher = json!({"name": "crasher", "image": "skiff.local/crasher:v1",
+        "env": [{"name": "CRASH_AFTER", "value": "0"}]});
+    create(&api, pod("crasher", json!({"containers": [crasher]}))).await;
+    let web = wait_pod(&api, "web", "web Ready", pod_ready).await;
+    let ip = web.status.and_then(|s| s.pod_ip).expect("pod IP");
+    let get = |path: &str| {
+        let url = format!("http://{ip}:8080{path}");
+        async move { reqwest::get(url).await.ok()?.text().await.ok() }
+    };
+    assert_eq!(get("/").await.as_deref(), Some("web v2 web\n"));
+    let config = get("/config").await.unwrap_or_default();
+    assert!(config.contains("greeting: hi"), "{config}");
+    wait_pod(&api, "crasher", "the crasher restarted", |p| {
+        status_of(p).is_some_and(|c| c.restart_count >= 1)
+    })
+    .await;
+    let logs = server.kubectl(&["logs", "crasher", "--previous"]);
+    assert!(
+        logs.ok().contains("crasher: exiting with status 1"),
+        "{}",
+        logs.ok()
+    );
+}

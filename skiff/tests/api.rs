@@ -589,7 +589,7 @@ async fn too_old_watches_get_410_expired() {
 }
 
 async fn services_get_cluster_ips_and_node_ports(backend: Backend) {
-    let server = TestServer::start_with(backend, &[]).await;
+    let mut server = TestServer::start_with(backend, &[]).await;
     let api = server.client();
     let svc = |name: &str, extra: Value| {
         let mut s = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
@@ -617,6 +617,67 @@ async fn services_get_cluster_ips_and_node_ports(backend: Backend) {
         .post(SVCS, &svc("d", json!({"clusterIP": "None"})))
         .await;
     assert_eq!(headless.body["spec"]["clusterIP"], "None");
+    let out_of_range = api
+        .post(SVCS, &svc("f", json!({"clusterIP": "10.97.0.5"})))
+        .await;
+    assert_eq!(out_of_range.code, 422, "{:?}", out_of_range.body);
+    assert_eq!(
+        out_of_range.body["details"]["causes"][0]["field"], "spec.clusterIP",
+        "{:?}",
+        out_of_range.body
+    );
+    let taken_port = api
+        .post(
+            SVCS,
+            &svc(
+                "g",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}),
+            ),
+        )
+        .await;
+    assert_eq!(taken_port.code, 422, "{:?}", taken_port.body);
+    // Turning a ClusterIP Service into a NodePort one allocates its node port; turning it back
+    // releases it.
+    let merge = "application/merge-patch+json";
+    let to_np = api
+        .patch(
+            &format!("{SVCS}/a"),
+            merge,
+            r#"{"spec":{"type":"NodePort"}}"#,
+        )
+        .await;
+    assert_eq!(to_np.code, 200, "{:?}", to_np.body);
+    let a_port = to_np.body["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&a_port), "{a_port}");
+    let back = api
+        .patch(
+            &format!("{SVCS}/a"),
+            merge,
+            r#"{"spec":{"type":"ClusterIP"}}"#,
+        )
+        .await;
+    assert_eq!(back.code, 200, "{:?}", back.body);
+    assert!(back.body["spec"]["ports"][0].get("nodePort").is_none());
+    let reuse = api
+        .post(
+            SVCS,
+            &svc(
+                "h",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": a_port}]}),
+            ),
+        )
+        .await;
+    assert_eq!(reuse.code, 201, "{:?}", reuse.body);
+    // Allocations survive a restart: what is taken stays taken.
+    server.kill();
+    server.spawn().await;
+    let api = server.client();
+    let after = api
+        .post(SVCS, &svc("i", json!({"type": "NodePort", "clusterIP": ip, "ports": [{"port": 80, "nodePort": port}]})))
+        .await;
+    assert_eq!(after.code, 422, "{:?}", after.body);
+    let taken_ip = api.post(SVCS, &svc("j", json!({"clusterIP": ip}))).await;
+    assert_eq!(taken_ip.code, 422, "{:?}", taken_ip.body);
     // Deleting frees the address for reuse.
     api.delete(&format!("{SVCS}/a"), None).await;
     support::wait_for(

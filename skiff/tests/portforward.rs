@@ -365,13 +365,28 @@ async fn a_direct_spdy_upgrade_is_relayed_too() {
 
     let echo = echo_server().await;
     let server = cluster().await;
-    let mut conn = TcpStream::connect(server.url.trim_start_matches("http://"))
+    // The API server speaks HTTPS only: TLS trusting the cluster CA, the admin token.
+    let admin = server.admin_config();
+    let tls = runtime::tls::client_config(&admin.tls).unwrap();
+    let tcp = TcpStream::connect(server.url.trim_start_matches("https://"))
         .await
         .unwrap();
+    let mut conn = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let authorization = admin.auth.header_value().expect("the admin token");
     conn.write_all(
-        b"POST /api/v1/namespaces/default/pods/web/portforward HTTP/1.1\r\nHost: skiff\r\n\
-          Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
-          X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n",
+        format!(
+            "POST /api/v1/namespaces/default/pods/web/portforward HTTP/1.1\r\nHost: skiff\r\n\
+             Authorization: {authorization}\r\n\
+             Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+             X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();

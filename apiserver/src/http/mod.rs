@@ -3,6 +3,7 @@
 //! Everything below this module speaks `serde_json::Value` and [`crate::Error`]; this module is
 //! the only place that knows about HTTP.
 
+pub mod authn;
 pub mod discovery;
 mod metrics;
 mod negotiate;
@@ -47,6 +48,12 @@ pub struct ApiState {
     pub bookmark_interval: Duration,
     /// Set to true at shutdown; open watches end when it flips.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Who may ask (bearer tokens; anonymous only where allowed).
+    pub authentication: authn::Authentication,
+    /// The cluster CA bundle served on `/cacerts` (HTTPS servers only).
+    pub ca_bundle: Option<String>,
+    /// The client logs, exec and port-forward reach kubelets with.
+    pub kubelet: reqwest::Client,
 }
 
 /// The router serving the whole API.
@@ -60,6 +67,14 @@ async fn dispatch(State(state): State<Arc<ApiState>>, request: Request) -> Respo
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let path = uri.path().to_string();
     let query = Query::parse(uri.query());
+    let authorization = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    if let Err(e) = state.authentication.authenticate(authorization, &path) {
+        tracing::debug!(%path, "unauthenticated request refused");
+        return error_response(&e);
+    }
     let (verb, resource, result) = match request::parse_resource_path(&path) {
         Ok(Some(target)) if node_proxy::serves(&target) => {
             let verb = verb_of(&method, &target, &query);
@@ -141,6 +156,19 @@ fn serve_non_resource(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["version"] => Ok(json_response(StatusCode::OK, &discovery::version())),
+        ["cacerts"] => state
+            .ca_bundle
+            .as_deref()
+            .map(|ca| {
+                // Exactly the bytes the join token's CA hash was computed over.
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/x-pem-file")],
+                    ca.to_string(),
+                )
+                    .into_response()
+            })
+            .ok_or(Error::NoSuchResource),
         ["healthz" | "livez" | "readyz", ..] => Ok(text_response("ok")),
         ["metrics"] => Ok(Response::builder()
             .header("content-type", "text/plain; version=0.0.4")

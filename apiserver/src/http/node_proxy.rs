@@ -11,10 +11,11 @@
 //! [`proxy_upgrade`] is the reusable part. A refused upgrade is answered with the kubelet's
 //! own `Status`.
 //!
-//! The kubelet's certificate is self-signed and not verified (a known gap, like Kubernetes
-//! without `--kubelet-certificate-authority`; see ARCHITECTURE "Logs and exec").
+//! The API server authenticates to kubelets with its client certificate (signed by the
+//! cluster CA, which kubelets require) when it has one. The kubelet's certificate is
+//! self-signed and not verified (a known gap, like Kubernetes without
+//! `--kubelet-certificate-authority`; see ARCHITECTURE "Security").
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -109,9 +110,9 @@ pub async fn serve(
         );
         tracing::debug!(%url, node = node_name, "proxying to the kubelet");
         if kind != "containerLogs" {
-            proxy_upgrade(&url, request).await
+            proxy_upgrade(&state.kubelet, &url, request).await
         } else {
-            proxy_stream(&url).await
+            proxy_stream(&state.kubelet, &url).await
         }
     }
     .instrument(span)
@@ -225,26 +226,43 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// The client every kubelet connection uses: TLS without certificate verification (see the
-/// module docs), no overall timeout (streams last as long as the client wants).
-fn kubelet_client() -> Result<&'static reqwest::Client, Error> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c);
+/// The client certificate (PEM chain, leaf first) and key the API server presents to
+/// kubelets (kube-apiserver's `--kubelet-client-certificate`/`--kubelet-client-key`).
+#[derive(Clone)]
+pub struct KubeletClientCert {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for KubeletClientCert {
+    /// The key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeletClientCert").finish_non_exhaustive()
     }
+}
+
+/// The client every kubelet connection uses: TLS without server certificate verification
+/// (see the module docs), the client certificate if there is one, no overall timeout
+/// (streams last as long as the client wants).
+pub fn kubelet_client(identity: Option<&KubeletClientCert>) -> Result<reqwest::Client, Error> {
+    let pem = |source: &str, text: &str| runtime::config::Pem {
+        source: source.to_string(),
+        bytes: text.as_bytes().to_vec(),
+    };
     let tls = runtime::config::TlsConfig {
         insecure: true,
+        client_cert: identity.map(|i| pem("kubelet client certificate", &i.chain_pem)),
+        client_key: identity.map(|i| pem("kubelet client key", &i.key_pem)),
         ..Default::default()
     };
     let config = runtime::tls::client_config(&tls)
         .map_err(|e| Error::Internal(format!("kubelet client TLS: {e}")))?;
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .use_preconfigured_tls(config)
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| Error::Internal(format!("kubelet client: {e}")))?;
-    Ok(CLIENT.get_or_init(|| client))
+        .map_err(|e| Error::Internal(format!("kubelet client: {e}")))
 }
 
 /// The kubelet could not be reached: 503 with the transport's reason.
@@ -274,12 +292,8 @@ async fn relay_failure(response: reqwest::Response) -> Response {
 }
 
 /// GETs `url` and streams the answer through as it arrives (`follow` stays open).
-async fn proxy_stream(url: &str) -> Result<Response, Error> {
-    let response = kubelet_client()?
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| dial_error(&e))?;
+async fn proxy_stream(kubelet: &reqwest::Client, url: &str) -> Result<Response, Error> {
+    let response = kubelet.get(url).send().await.map_err(|e| dial_error(&e))?;
     if !response.status().is_success() {
         return Ok(relay_failure(response).await);
     }
@@ -295,7 +309,11 @@ async fn proxy_stream(url: &str) -> Result<Response, Error> {
 /// connections byte for byte in both directions until either side closes. The subprotocol
 /// (`Sec-WebSocket-Protocol`, `X-Stream-Protocol-Version`) is whatever the client and the
 /// kubelet agree on. Reusable for every streaming subresource.
-pub async fn proxy_upgrade(url: &str, mut request: Request) -> Result<Response, Error> {
+pub async fn proxy_upgrade(
+    kubelet: &reqwest::Client,
+    url: &str,
+    mut request: Request,
+) -> Result<Response, Error> {
     if !request.headers().contains_key("upgrade") {
         return Err(Error::bad_request("Upgrade request required"));
     }
@@ -303,7 +321,7 @@ pub async fn proxy_upgrade(url: &str, mut request: Request) -> Result<Response, 
         .map_err(|_| Error::MethodNotAllowed)?;
     let mut forward = reqwest::header::HeaderMap::new();
     copy_headers(request.headers(), &mut forward, &UPGRADE_HEADERS);
-    let response = kubelet_client()?
+    let response = kubelet
         .request(method, url)
         .headers(forward)
         .send()

@@ -71,6 +71,9 @@ pub struct AgentConfig {
     pub cluster_dns: Vec<IpAddr>,
     /// Cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// PEM CA whose client certificates the kubelet API requires (the cluster CA, so only the
+    /// API server gets in); `None` serves any client (plain-HTTP control planes, tests).
+    pub client_ca: Option<Vec<u8>>,
 }
 
 impl AgentConfig {
@@ -90,6 +93,7 @@ impl AgentConfig {
             backoff: BackoffPolicy::default(),
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
+            client_ca: None,
         }
     }
 }
@@ -280,7 +284,7 @@ impl Shared {
     }
 
     /// Binds the kubelet API (logs, exec, port-forward) on the node's address with a self-signed certificate
-    /// and serves it until the agent stops.
+    /// (admitting only clients of `client_ca` when set) and serves it until the agent stops.
     async fn serve_kubelet_api(self: &Arc<Self>, port: u16) -> runtime::Result<JoinHandle<()>> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             runtime::Error::Request(format!("kubelet API: {what}: {e}"))
@@ -293,7 +297,7 @@ impl Shared {
             crate::server::ServingCert::self_signed(&self.config.node_name, &[self.config.node_ip])
                 .map_err(|e| failed("serving certificate", &e))?;
         let tls = cert
-            .server_config()
+            .server_config_for_clients_of(self.config.client_ca.as_deref())
             .map_err(|e| failed("TLS configuration", &e))?;
         let lookup = Arc::new(lookup::AgentLookup {
             shared: Arc::downgrade(self),

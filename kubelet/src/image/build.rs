@@ -26,6 +26,7 @@ pub enum Entry<'a> {
 }
 
 /// A gzip-compressed layer tar and the digest of its uncompressed form (the diff id).
+#[derive(Clone)]
 pub struct BuiltLayer {
     /// The compressed blob.
     pub gz: Vec<u8>,

@@ -108,8 +108,9 @@ impl LabPlan {
         format!("sklab{}-n{i}", self.index)
     }
 
-    /// The host end of node `i`'s veth (at most 12 characters: device names have 15).
-    fn host_veth(&self, i: usize) -> String {
+    /// The host end of node `i`'s veth (at most 12 characters: device names have 15); taking
+    /// it down cuts the node off like a pulled cable.
+    pub fn host_veth(&self, i: usize) -> String {
         format!("sklab{}v{i}", self.index)
     }
 
@@ -217,16 +218,7 @@ impl LabNetwork {
     pub fn create(plan: LabPlan) -> Result<Self> {
         plan.validate().map_err(Error::Network)?;
         run_step(&plan.claim_step())?;
-        let lab = Self {
-            nodes: (0..plan.nodes)
-                .map(|i| LabNode {
-                    netns_name: plan.node_netns(i),
-                    netns_path: PathBuf::from(NETNS_DIR).join(plan.node_netns(i)),
-                    ip: plan.node_ip(i),
-                })
-                .collect(),
-            plan,
-        };
+        let lab = Self::attach(plan);
         if let Err(e) = lab.plan.setup_steps().iter().try_for_each(run_step) {
             if let Err(undo) = lab.remove() {
                 warn!(error = %undo, "removing a half-made lab network");
@@ -256,6 +248,31 @@ impl LabNetwork {
     }
 
     /// What this lab was made from.
+    /// The lab `plan` describes, assumed to exist (made by another process, e.g. `skiff lab
+    /// up`); runs no command.
+    pub fn attach(plan: LabPlan) -> Self {
+        Self {
+            nodes: (0..plan.nodes)
+                .map(|i| LabNode {
+                    netns_name: plan.node_netns(i),
+                    netns_path: PathBuf::from(NETNS_DIR).join(plan.node_netns(i)),
+                    ip: plan.node_ip(i),
+                })
+                .collect(),
+            plan,
+        }
+    }
+
+    /// Connects (`up`) or cuts node `i`'s link to the bridge: a network partition of that
+    /// node, both from the control plane and from the other nodes.
+    pub fn set_node_link(&self, i: usize, up: bool) -> Result<()> {
+        let state = if up { "up" } else { "down" };
+        run_step(&step(
+            &["link", "set", &self.plan.host_veth(i), state],
+            None,
+        ))
+    }
+
     pub fn plan(&self) -> &LabPlan {
         &self.plan
     }

@@ -104,42 +104,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving once it passes.
-                    tracing::warn!(error = %e, "kubelet API accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "kubelet API TLS handshake failed");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |req| {
-                use tower::Service;
-                app.clone().call(req)
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades()
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "kubelet API connection ended with an error");
-            }
-        });
-    }
+    runtime::tls_serve::serve(
+        listener,
+        tls,
+        app,
+        shutdown,
+        runtime::tls_serve::Drain::Detach,
+    )
+    .await
 }

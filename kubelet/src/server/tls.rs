@@ -6,9 +6,6 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
 use crate::error::{Error, IoContext, Result};
 
 /// A PEM certificate chain and its private key.
@@ -50,27 +47,20 @@ impl ServingCert {
         })
     }
 
-    /// The rustls server configuration (HTTP/1.1 only: exec upgrades need it).
+    /// The rustls server configuration (HTTP/1.1 only: exec upgrades need it), open to any
+    /// client.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
-        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Tls(format!("serving certificate is not valid PEM: {e}")))?;
-        if chain.is_empty() {
-            return Err(Error::Tls(
-                "serving certificate holds no certificate".into(),
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
-            .map_err(|e| Error::Tls(format!("serving key is not a valid PEM key: {e}")))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| Error::Tls(format!("unusable serving certificate: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        self.server_config_for_clients_of(None)
+    }
+
+    /// The rustls server configuration; with `client_ca` (PEM, the cluster CA) only clients
+    /// with a certificate it signed — the API server — get through the handshake.
+    pub fn server_config_for_clients_of(
+        &self,
+        client_ca: Option<&[u8]>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        runtime::tls_serve::server_config(&self.cert_pem, &self.key_pem, client_ca)
+            .map_err(|e| Error::Tls(e.to_string()))
     }
 }
 

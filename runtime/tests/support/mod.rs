@@ -63,7 +63,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A `skiff server` child process on a loopback port; killed on drop.
+/// A `skiff apiserver` child process on a loopback port; killed on drop. It serves HTTPS
+/// with the CA and admin token of the kubeconfig it writes, unless started with
+/// `--plain-http` (the TLS-front tests, which need a plain upstream).
 pub struct TestServer {
     child: Option<Child>,
     pub url: String,
@@ -80,9 +82,14 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().to_path_buf();
         let listen = format!("127.0.0.1:{}", free_port());
+        let scheme = if extra.contains(&"--plain-http") {
+            "http"
+        } else {
+            "https"
+        };
         let mut s = TestServer {
             child: None,
-            url: format!("http://{listen}"),
+            url: format!("{scheme}://{listen}"),
             kubeconfig: data_dir.join("kubeconfig.yaml"),
             data_dir,
             listen,
@@ -110,13 +117,13 @@ impl TestServer {
             .expect("spawn skiff server");
         self.child = Some(child);
         let (kc, url) = (self.kubeconfig.clone(), self.url.clone());
-        let http = reqwest::Client::new();
         wait_for("skiff server to be ready", Duration::from_secs(30), || {
-            let (kc, url, http) = (kc.clone(), url.clone(), http.clone());
+            let (kc, url) = (kc.clone(), url.clone());
             async move {
                 if !kc.exists() {
                     return None;
                 }
+                let http = load_kubeconfig(&kc, None).http_client().ok()?;
                 let r = http.get(format!("{url}/readyz")).send().await.ok()?;
                 r.status().is_success().then_some(())
             }
@@ -134,17 +141,38 @@ impl TestServer {
 
     /// A client built from the kubeconfig the server wrote (exercises the config loader).
     pub fn client(&self) -> Client {
-        let opts = runtime::config::LoadOptions {
-            kubeconfig: Some(self.kubeconfig.clone()),
-            ..Default::default()
-        };
-        Client::new(runtime::config::load(&opts).expect("load kubeconfig")).expect("client")
+        Client::new(load_kubeconfig(&self.kubeconfig, None)).expect("client")
     }
 
-    /// A client that reaches the server through `url` (a proxy) instead.
-    pub fn client_via(url: &str) -> Client {
-        Client::new(Config::from_url(url)).expect("client")
+    /// A client with the kubeconfig's CA and credentials that reaches the server through
+    /// `addr` (`host:port` of a proxy) instead.
+    pub fn client_via(&self, addr: &str) -> Client {
+        let scheme = self.url.split("://").next().unwrap_or("https");
+        let url = format!("{scheme}://{addr}");
+        Client::new(load_kubeconfig(&self.kubeconfig, Some(&url))).expect("client")
     }
+
+    /// A plain reqwest client with the kubeconfig's CA and credentials.
+    pub fn http(&self) -> reqwest::Client {
+        load_kubeconfig(&self.kubeconfig, None)
+            .http_client()
+            .expect("http client")
+    }
+
+    /// `host:port` the server listens on.
+    pub fn addr(&self) -> &str {
+        &self.listen
+    }
+}
+
+/// The config of the kubeconfig at `path`, optionally for another server URL.
+fn load_kubeconfig(path: &std::path::Path, server: Option<&str>) -> Config {
+    runtime::config::load(&runtime::config::LoadOptions {
+        kubeconfig: Some(path.to_path_buf()),
+        server: server.map(str::to_string),
+        ..Default::default()
+    })
+    .expect("load kubeconfig")
 }
 
 impl Drop for TestServer {
@@ -156,7 +184,7 @@ impl Drop for TestServer {
 /// A loopback TCP proxy that can cut every connection and refuse new ones, to simulate a
 /// network partition between a client and the server without touching the server.
 pub struct Proxy {
-    pub url: String,
+    pub addr: String,
     state: Arc<Mutex<ProxyState>>,
     accept: JoinHandle<()>,
 }
@@ -168,10 +196,11 @@ struct ProxyState {
 }
 
 impl Proxy {
-    /// Proxies a fresh loopback port to `upstream` (`host:port`).
+    /// Proxies a fresh loopback port to `upstream` (`host:port`); `addr` is the proxy's
+    /// `host:port` (TCP only: TLS passes through).
     pub async fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let addr = listener.local_addr().expect("addr").to_string();
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let st = state.clone();
         let upstream = upstream.to_string();
@@ -193,7 +222,11 @@ impl Proxy {
                 st.lock().unwrap().conns.push(conn);
             }
         });
-        Proxy { url, state, accept }
+        Proxy {
+            addr,
+            state,
+            accept,
+        }
     }
 
     /// Cuts every open connection and refuses new ones until [`Proxy::heal`].

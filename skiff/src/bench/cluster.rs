@@ -50,6 +50,7 @@ impl LocalCluster {
             ServerConfig {
                 registry,
                 bookmark_interval: Duration::from_secs(60),
+                ..ServerConfig::default()
             },
         )
         .await?;

@@ -13,6 +13,7 @@
 mod api;
 mod cluster;
 mod etcd;
+mod lab;
 mod load;
 mod payload;
 mod report;
@@ -73,6 +74,8 @@ enum What {
     Startup(startup::StartupBench),
     /// Service proxy convergence with many Services, and ClusterIP vs direct throughput.
     Services(services::ServicesBench),
+    /// Time for `skiff lab up` to have every node Ready, the lab's idle memory, binary size.
+    Lab(lab::LabBench),
 }
 
 /// Which backends to measure.
@@ -171,6 +174,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         What::Controllers(b) => {
             return rollout::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Lab(b) => {
+            return lab::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }

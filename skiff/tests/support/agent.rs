@@ -38,7 +38,9 @@ pub struct TestAgent {
     bridge: String,
     /// The network namespace it runs in (`None`: the test's own) and its `--node-ip`.
     placement: Option<(PathBuf, IpAddr)>,
-    kubeconfig: PathBuf,
+    /// How it reaches the API server: `--kubeconfig <admin kubeconfig>`, or
+    /// `--server URL --token T` when it joins like another machine would.
+    connect: Vec<String>,
     extra: Vec<String>,
     _tmp: tempfile::TempDir,
 }
@@ -48,9 +50,39 @@ impl TestAgent {
     /// crash-loop back-off (1 s doubling to 8 s) unless `extra` says otherwise; returns once
     /// its Node is Ready.
     pub async fn start(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
+        let kubeconfig = server.kubeconfig.display().to_string();
+        Self::start_connected(
+            server,
+            node,
+            runtime,
+            extra,
+            vec!["--kubeconfig".into(), kubeconfig],
+        )
+        .await
+    }
+
+    /// Starts an agent that joins with the server's node token alone (`--server https://…
+    /// --token K10…`), as on another machine: it has to fetch and check the cluster CA itself.
+    pub async fn join(server: &TestServer, node: &str, runtime: &str, extra: &[&str]) -> Self {
+        let connect = vec![
+            "--server".into(),
+            server.url.clone(),
+            "--token".into(),
+            server.node_token(),
+        ];
+        Self::start_connected(server, node, runtime, extra, connect).await
+    }
+
+    async fn start_connected(
+        server: &TestServer,
+        node: &str,
+        runtime: &str,
+        extra: &[&str],
+        connect: Vec<String>,
+    ) -> Self {
         let subnet = next_subnet();
         let pod_cidr = format!("10.244.{subnet}.0/24");
-        Self::launch(server, node, runtime, Some(pod_cidr), None, extra).await
+        Self::launch(server, node, runtime, Some(pod_cidr), None, extra, connect).await
     }
 
     /// Starts an agent inside the network namespace `netns` with node address `node_ip`,
@@ -66,7 +98,11 @@ impl TestAgent {
     ) -> Self {
         let placement = Some((netns.to_path_buf(), node_ip));
         let pod_cidr = pod_cidr.map(str::to_string);
-        Self::launch(server, node, runtime, pod_cidr, placement, extra).await
+        let connect = vec![
+            "--kubeconfig".into(),
+            server.kubeconfig.display().to_string(),
+        ];
+        Self::launch(server, node, runtime, pod_cidr, placement, extra, connect).await
     }
 
     async fn launch(
@@ -76,6 +112,7 @@ impl TestAgent {
         pod_cidr: Option<String>,
         placement: Option<(PathBuf, IpAddr)>,
         extra: &[&str],
+        connect: Vec<String>,
     ) -> Self {
         let subnet = next_subnet();
         let tmp = tempfile::Builder::new()
@@ -91,7 +128,7 @@ impl TestAgent {
             pod_cidr,
             bridge: format!("skiff-t{subnet}"),
             placement,
-            kubeconfig: server.kubeconfig.clone(),
+            connect,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: tmp,
         };
@@ -164,8 +201,7 @@ impl TestAgent {
             command.args(["--node-ip", &ip.to_string()]);
         }
         let child = command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .args(&self.connect)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--kubelet-port", &self.kubelet_port.to_string()])

@@ -20,7 +20,9 @@ pub enum Backend {
     Etcd(String),
 }
 
-/// A `skiff server` child process on a loopback port; killed on drop.
+/// A `skiff server` child process on a loopback port, serving HTTPS with the cluster CA and
+/// tokens it generated in its data dir; killed on drop. Every client here uses the admin
+/// kubeconfig the server wrote (CA + admin token), as kubectl does.
 pub struct TestServer {
     child: Option<Child>,
     pub data_dir: PathBuf,
@@ -124,6 +126,11 @@ impl TestServer {
         server
     }
 
+    /// Replaces the extra flags the next [`TestServer::spawn`] passes.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// (Re)starts the process on the same data dir and port, and waits until it is ready.
     pub async fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
@@ -140,8 +147,17 @@ impl TestServer {
         if let Backend::Etcd(endpoint) = &self.backend {
             cmd.arg("--etcd-endpoints").arg(endpoint);
         }
+        // A loopback server's default DNS address (127.0.0.1:53) would be one port for every
+        // test at once: cluster DNS only where a test asks for it (or in a lab, whose server
+        // has an address of its own).
+        if self.command == "server"
+            && self.listen.starts_with("127.")
+            && !self.extra.iter().any(|a| a == "--dns-listen")
+        {
+            cmd.args(["--dns-listen", "none"]);
+        }
         self.child = Some(cmd.spawn().expect("spawn skiff server"));
-        self.url = format!("http://{}", self.listen);
+        self.url = format!("https://{}", self.listen);
         let kubeconfig = self.kubeconfig.clone();
         let url = self.url.clone();
         wait_for("skiff server to be ready", Duration::from_secs(30), || {
@@ -151,11 +167,37 @@ impl TestServer {
                 if !kubeconfig.exists() {
                     return None;
                 }
-                let r = reqwest::get(format!("{url}/readyz")).await.ok()?;
+                let http = admin_config(&kubeconfig).http_client().ok()?;
+                let r = http.get(format!("{url}/readyz")).send().await.ok()?;
                 r.status().is_success().then_some(())
             }
         })
         .await;
+    }
+
+    /// The client config of the admin kubeconfig (server URL, cluster CA, admin token).
+    pub fn admin_config(&self) -> runtime::config::Config {
+        admin_config(&self.kubeconfig)
+    }
+
+    /// A reqwest client trusting the cluster CA and sending the admin token.
+    pub fn http(&self) -> reqwest::Client {
+        self.admin_config()
+            .http_client()
+            .expect("admin http client")
+    }
+
+    /// PEM of the cluster CA the server generated.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("tls/ca.crt")).expect("read the cluster CA")
+    }
+
+    /// The join token agents pass with `--token`.
+    pub fn node_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("node-token"))
+            .expect("read node-token")
+            .trim()
+            .to_string()
     }
 
     /// `kill -9`: no chance to flush anything.
@@ -189,14 +231,14 @@ impl TestServer {
 
     /// A `runtime` client of this server, as the components use.
     pub fn runtime_client(&self) -> runtime::Client {
-        runtime::Client::new(runtime::config::Config::from_url(&self.url)).expect("client")
+        runtime::Client::new(self.admin_config()).expect("client")
     }
 
     /// An API client for this server.
     pub fn client(&self) -> Api {
         Api {
             base: self.url.clone(),
-            http: reqwest::Client::new(),
+            http: self.http(),
         }
     }
 
@@ -228,6 +270,15 @@ impl Drop for TestServer {
     }
 }
 
+/// The config of the kubeconfig at `path`.
+pub fn admin_config(path: &Path) -> runtime::config::Config {
+    runtime::config::load(&runtime::config::LoadOptions {
+        kubeconfig: Some(path.to_path_buf()),
+        ..Default::default()
+    })
+    .expect("load the admin kubeconfig")
+}
+
 /// What a kubectl run printed.
 #[derive(Debug)]
 pub struct KubectlOutput {
@@ -256,7 +307,7 @@ pub fn skiffctl_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_BIN_EXE_skiff")).with_file_name("skiffctl")
 }
 
-fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+pub fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
     assert!(
         Path::new(KUBECTL).exists(),
         "{KUBECTL} is missing: the compatibility tests need the real kubectl"
@@ -265,7 +316,7 @@ fn run_kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl
 }
 
 /// Runs a kubectl-like CLI (`bin`) with `kubeconfig` and an empty HOME.
-fn run_cli(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+pub fn run_cli(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
     use std::io::Write;
     let home = kubeconfig.parent().expect("kubeconfig dir").join("home");
     let _ = std::fs::create_dir_all(&home);
