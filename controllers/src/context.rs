@@ -7,6 +7,7 @@ use std::time::Duration;
 use runtime::Client;
 use runtime::events::EventRecorder;
 use runtime::informer::SharedInformerFactory;
+use runtime::net::Ipv4Cidr;
 
 /// Timings and tuning shared by the controllers; every field is a `skiff controllers` flag.
 #[derive(Debug, Clone)]
@@ -18,6 +19,10 @@ pub struct ControllerSettings {
     pub node_monitor_grace_period: Duration,
     /// How often node health is checked (Kubernetes' `--node-monitor-period`, 5 s).
     pub node_monitor_period: Duration,
+    /// The cluster's pod range, cut into node CIDRs by node IPAM (`--cluster-cidr`).
+    pub cluster_cidr: Ipv4Cidr,
+    /// Prefix length of each node's CIDR (`--node-cidr-mask-size`, 24).
+    pub node_cidr_mask_size: u8,
 }
 
 impl Default for ControllerSettings {
@@ -26,6 +31,8 @@ impl Default for ControllerSettings {
             workers: 4,
             node_monitor_grace_period: Duration::from_secs(50),
             node_monitor_period: Duration::from_secs(5),
+            cluster_cidr: Ipv4Cidr::new(std::net::Ipv4Addr::new(10, 244, 0, 0), 16).expect("valid"),
+            node_cidr_mask_size: 24,
         }
     }
 }

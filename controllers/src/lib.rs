@@ -17,6 +17,7 @@ pub mod error;
 pub mod garbage;
 pub mod manager;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod service_pods;

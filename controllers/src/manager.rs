@@ -29,6 +29,7 @@ pub fn all_controllers() -> Vec<(&'static str, ControllerMain)> {
         (crate::endpoints::NAME, crate::endpoints::main),
         (crate::endpointslice::NAME, crate::endpointslice::main),
         (crate::nodelifecycle::NAME, crate::nodelifecycle::main),
+        (crate::nodeipam::NAME, crate::nodeipam::main),
         (crate::garbage::NAME, crate::garbage::main),
         (crate::namespace::NAME, crate::namespace::main),
         (crate::serviceaccount::NAME, crate::serviceaccount::main),

@@ -315,6 +315,7 @@ impl Shared {
             machine_id: node.name.clone(),
             boot_id: node.name.clone(),
             ready_message: "kubelet is posting ready status (simulated)".into(),
+            not_ready: None,
         };
         register_node(&self.client, &facts).await
     }

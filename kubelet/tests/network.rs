@@ -140,16 +140,16 @@ fn pods_get_distinct_ips_reach_each_other_and_keep_them_across_restarts() {
     assert_eq!(restarted.setup("sandbox-a").unwrap(), (ns_a.clone(), ip_a));
     restarted.check("sandbox-a").expect("CHECK");
 
-    // Node side: the gateway on the bridge, blackholes for the pod and service ranges.
+    // Node side: the gateway on the bridge, unreachable routes for the pod and service ranges.
     let (ok, addrs) = Node::run_in(&node.node_netns, &["ip", "-4", "addr", "show", "skiff0"]);
     assert!(ok && addrs.contains("10.244.7.1/24"), "{addrs}");
     let (ok, routes) = Node::run_in(
         &node.node_netns,
-        &["ip", "route", "show", "type", "blackhole"],
+        &["ip", "route", "show", "type", "unreachable"],
     );
     assert!(ok, "{routes}");
     for cidr in ["10.244.0.0/16", "10.96.0.0/16"] {
-        assert!(routes.contains(&format!("blackhole {cidr}")), "{routes}");
+        assert!(routes.contains(&format!("unreachable {cidr}")), "{routes}");
     }
     // With a default route out of the node (the lab's uplink, here a veth), unassigned pod and
     // Service addresses are still dropped on the node, while other traffic would leave.

@@ -16,6 +16,7 @@ pub mod events;
 pub mod informer;
 pub mod join;
 pub mod leader;
+pub mod net;
 pub mod objects;
 pub mod pki;
 pub mod queue;

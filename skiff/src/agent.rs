@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kubelet::agent::{Agent, AgentConfig};
+use kubelet::network::node_routes::{NodeRoutes, NodeRoutesConfig};
 use kubelet::proxy::{Proxy, ProxyConfig, ProxyMode};
 use kubelet::simulated::{Fleet, FleetConfig};
 
@@ -58,13 +59,12 @@ pub struct AgentArgs {
     /// Port of the kubelet API (logs, exec, port-forward).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
-    /// The node's pod CIDR (a /24 of the cluster's 10.244.0.0/16).
-    #[arg(long, default_value = "10.244.0.0/24")]
-    pod_cidr: String,
-    /// Name of the node's pod bridge (one per node; agents sharing a network namespace need
-    /// different ones).
-    #[arg(long, default_value = "skiff0")]
-    cni_bridge: String,
+    /// The node's pod CIDR (a piece of --cluster-cidr). Default: the Node's spec.podCIDR,
+    /// assigned by the controllers' node IPAM after the Node registers (the agent waits).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    #[command(flatten)]
+    network: NetworkFlags,
     /// Capacity overrides as NAME=QUANTITY (e.g. cpu=2,memory=4Gi,pods=50).
     #[arg(long, value_delimiter = ',')]
     capacity: Vec<String>,
@@ -122,12 +122,28 @@ pub struct ResetArgs {
     /// The agent's data dir.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// The node's pod CIDR (as given to the agent).
-    #[arg(long, default_value = "10.244.0.0/24")]
-    pod_cidr: String,
-    /// The node's pod bridge (as given to the agent).
+    /// The node's pod CIDR (as given to the agent; any piece of the cluster CIDR does: the
+    /// pods' attachments are undone with the configuration they were made with).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    #[command(flatten)]
+    network: NetworkFlags,
+}
+
+/// The node network's flags shared by `skiff agent` and `skiff agent reset`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetworkFlags {
+    /// Name of the node's pod bridge (one per node; agents sharing a network namespace need
+    /// different ones).
     #[arg(long, default_value = "skiff0")]
-    cni_bridge: String,
+    pub cni_bridge: String,
+    /// The cluster's pod range: unreachable on the node (DESIGN.md network rules), and the only range routed to other
+    /// nodes.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: runtime::net::Ipv4Cidr,
+    /// The Service range: unreachable on the node.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cidr: runtime::net::Ipv4Cidr,
 }
 
 /// A Go-style duration flag: `500ms`, `10s`, `5m`, `1h`; a bare number is seconds.
@@ -181,8 +197,19 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
         Some(kind) => {
             let mut config = agent_config(&args)?;
             config.client_ca = client_ca;
+            if kind == RuntimeKind::Runc && config.pod_cidr.is_none() {
+                let cidr = tokio::select! {
+                    cidr = kubelet::agent::await_pod_cidr(&client, &config) => cidr?,
+                    _ = crate::server::shutdown_signal() => return Ok(()),
+                };
+                config.pod_cidr = Some(cidr);
+            }
             let (driver, puller) =
-                crate::agent_runtime::build(kind, &args.data_dir, &config, &args.cni_bridge)?;
+                crate::agent_runtime::build(kind, &args.data_dir, &config, &args.network)?;
+            let routes = match kind {
+                RuntimeKind::Runc => Some(node_routes(&client, &config, &args.network)?),
+                _ => None,
+            };
             let node_ip = config.node_ip;
             let agent = Agent::start(client.clone(), config, driver, puller).await?;
             let proxy_config = ProxyConfig::new(proxy_mode(kind, args.proxy), node_ip);
@@ -190,14 +217,16 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
                 .await
                 .map_err(|e| runtime::Error::Request(e.to_string()))?;
             crate::server::shutdown_signal().await;
-            // Containers keep running; the next agent adopts them. Service rules do not
-            // outlive the agent (its table is removed), as kube-proxy's do not outlive it.
+            // Containers keep running; the next agent adopts them (and the routes). Service
+            // rules do not outlive the agent (its table is removed), as kube-proxy's do not
+            // outlive it.
             if let Some(proxy) = proxy
                 && let Err(e) = proxy.stop().await
             {
                 tracing::warn!(error = %e, "removing the Service proxy's rules failed");
             }
             drop(agent);
+            drop(routes);
             Ok(())
         }
     }
@@ -224,7 +253,7 @@ fn agent_config(args: &AgentArgs) -> Result<AgentConfig, runtime::Error> {
     let mut config = AgentConfig::new(node_name, &args.data_dir);
     config.node_ip = args.node_ip;
     config.kubelet_port = Some(args.kubelet_port);
-    config.pod_cidr = Some(args.pod_cidr.clone());
+    config.pod_cidr = args.pod_cidr.clone();
     config.capacity_overrides = parse_capacity(&args.capacity)?;
     config.backoff.initial = args.crash_loop_backoff;
     config.backoff.max = args.crash_loop_backoff_max.max(args.crash_loop_backoff);
@@ -243,6 +272,30 @@ fn lease_renew_interval(duration_seconds: i32) -> Duration {
     Duration::from_millis(u64::try_from(duration_seconds).unwrap_or(40) * 250)
 }
 
+/// Starts keeping the host-gw routes to the other nodes' pod CIDRs (runc nodes only: the
+/// process runtime has no pod network).
+fn node_routes(
+    client: &runtime::Client,
+    config: &AgentConfig,
+    network: &NetworkFlags,
+) -> Result<NodeRoutes, runtime::Error> {
+    let pod_cidr = config
+        .pod_cidr
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| runtime::Error::Request(format!("--pod-cidr: {e}")))?;
+    Ok(NodeRoutes::start(
+        client.clone(),
+        NodeRoutesConfig {
+            node_name: config.node_name.clone(),
+            pod_cidr,
+            cluster_cidr: network.cluster_cidr,
+            netns: None,
+        },
+    ))
+}
+
 fn parse_capacity(items: &[String]) -> Result<BTreeMap<String, String>, runtime::Error> {
     items
         .iter()
@@ -259,9 +312,9 @@ fn parse_capacity(items: &[String]) -> Result<BTreeMap<String, String>, runtime:
 
 async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
     let mut config = AgentConfig::new("reset", &args.data_dir);
-    config.pod_cidr = Some(args.pod_cidr.clone());
+    config.pod_cidr = args.pod_cidr.clone();
     let (driver, _) =
-        crate::agent_runtime::build(args.runtime, &args.data_dir, &config, &args.cni_bridge)?;
+        crate::agent_runtime::build(args.runtime, &args.data_dir, &config, &args.network)?;
     let removed =
         tokio::task::spawn_blocking(move || kubelet::agent::remove_everything(driver.as_ref()))
             .await
@@ -278,10 +331,10 @@ async fn reset_node(args: ResetArgs) -> Result<(), runtime::Error> {
             .map_err(|e| runtime::Error::Request(e.to_string()))?;
     }
     if args.runtime == RuntimeKind::Runc
-        && kubelet::network::routes::remove_bridge(&args.cni_bridge, None)
+        && kubelet::network::routes::remove_bridge(&args.network.cni_bridge, None)
             .map_err(|e| runtime::Error::Request(e.to_string()))?
     {
-        println!("removed bridge {}", args.cni_bridge);
+        println!("removed bridge {}", args.network.cni_bridge);
     }
     Ok(())
 }

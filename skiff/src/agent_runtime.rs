@@ -10,7 +10,7 @@ use kubelet::image::{Puller, PullerConfig, Store};
 use kubelet::network::{CniNetwork, NetworkConfig};
 use kubelet::runc::{RuncConfig, RuncRuntime};
 
-use crate::agent::RuntimeKind;
+use crate::agent::{NetworkFlags, RuntimeKind};
 
 /// A driver and the image puller it needs.
 pub type Built = (Arc<dyn ContainerRuntime>, Option<Arc<Puller>>);
@@ -21,7 +21,7 @@ pub fn build(
     kind: RuntimeKind,
     data_dir: &Path,
     config: &AgentConfig,
-    bridge: &str,
+    network: &NetworkFlags,
 ) -> Result<Built, runtime::Error> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| runtime::Error::Request(format!("{what}: {e}"));
@@ -36,14 +36,19 @@ pub fn build(
             Ok((Arc::new(driver), None))
         }
         RuntimeKind::Runc => {
-            let cidr = config
-                .pod_cidr
-                .as_deref()
-                .unwrap_or("10.244.0.0/24")
-                .parse()
-                .map_err(|e: String| fail("--pod-cidr", &e))?;
+            // Without a pod CIDR (only `skiff agent reset`, which undoes attachments with the
+            // configuration they were made with) the cluster's first node CIDR stands in.
+            let cidr = match config.pod_cidr.as_deref() {
+                Some(text) => text.parse().map_err(|e: String| fail("--pod-cidr", &e))?,
+                None => network
+                    .cluster_cidr
+                    .subnet(network.cluster_cidr.prefix().max(24), 0)
+                    .expect("a subnet of the cluster CIDR"),
+            };
             let mut net = NetworkConfig::new(cidr, data_dir);
-            net.bridge = bridge.to_string();
+            net.bridge = network.cni_bridge.clone();
+            net.cluster_cidr = network.cluster_cidr;
+            net.service_cidr = network.service_cidr;
             let network: Arc<dyn PodNetwork> =
                 Arc::new(CniNetwork::new(net).map_err(|e| fail("pod network", &e))?);
             let store = Arc::new(

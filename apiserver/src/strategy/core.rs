@@ -218,11 +218,22 @@ pub(crate) fn validate_secret_update(new: &Value, old: &Value) -> Vec<Cause> {
 
 // ------------------------------------------------------------------------------ Node
 
-/// Node defaults: allocatable defaults to capacity.
+/// Node defaults: allocatable defaults to capacity; `spec.podCIDR` and `spec.podCIDRs` agree
+/// (Kubernetes keeps only the list internally: the list wins, a lone `podCIDR` becomes a
+/// one-item list, and `podCIDR` is always the list's first item).
 pub(crate) fn default_node(obj: &mut Value) {
     let capacity = at(obj, &["status", "capacity"]).cloned();
     if let (Some(status), Some(capacity)) = (obj.get_mut("status"), capacity) {
         set_default(status, "allocatable", capacity);
+    }
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let first = items(spec, "podCIDRs").first().cloned();
+    match (first, str_at(spec, "podCIDR").filter(|c| !c.is_empty())) {
+        (Some(first), _) => spec["podCIDR"] = first,
+        (None, Some(single)) => spec["podCIDRs"] = json!([single]),
+        (None, None) => {}
     }
 }
 
@@ -267,6 +278,24 @@ pub(crate) fn validate_node(obj: &Value) -> Vec<Cause> {
                 "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
             ));
         }
+    }
+    errs
+}
+
+/// Node update validation: [`validate_node`], immutable name, and pod CIDRs that may only be
+/// set once (the node IPAM controller assigns them to a node that has none; moving a node's
+/// pods to another range would break every running pod), as Kubernetes rules.
+pub(crate) fn validate_node_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut errs = update_with(new, old, validate_node);
+    let (old_cidrs, new_cidrs) = (
+        items(spec_of(old), "podCIDRs"),
+        items(spec_of(new), "podCIDRs"),
+    );
+    if !old_cidrs.is_empty() && old_cidrs != new_cidrs {
+        errs.push(Cause::forbidden(
+            "spec.podCIDRs",
+            "node updates may not change podCIDR except from \"\" to valid",
+        ));
     }
     errs
 }
@@ -430,7 +459,6 @@ plain_updates!(
     validate_namespace_update => validate_namespace,
     validate_event_update => validate_event,
     validate_service_account_update => validate_service_account,
-    validate_node_update => validate_node,
     validate_limit_range_update => validate_limit_range,
     validate_resource_quota_update => validate_resource_quota,
     validate_binding_update => validate_binding,

@@ -1154,6 +1154,74 @@ fn other_kind_rules() {
 // ------------------------------------------------------------------------------ updates
 
 #[test]
+fn node_pod_cidrs_are_set_once() {
+    let node = |spec: Value| json!({"metadata": {"name": "n"}, "spec": spec});
+    // podCIDR and podCIDRs agree after defaulting; the list wins.
+    let cases = [
+        (
+            json!({"podCIDR": "10.244.1.0/24"}),
+            json!("10.244.1.0/24"),
+            json!(["10.244.1.0/24"]),
+        ),
+        (
+            json!({"podCIDRs": ["10.244.2.0/24"]}),
+            json!("10.244.2.0/24"),
+            json!(["10.244.2.0/24"]),
+        ),
+        (
+            json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.2.0/24"]}),
+            json!("10.244.2.0/24"),
+            json!(["10.244.2.0/24"]),
+        ),
+        (json!({}), Value::Null, Value::Null),
+    ];
+    for (spec, single, list) in cases {
+        let (obj, errs) = create("", "Node", node(spec.clone()));
+        assert_valid(&errs);
+        assert_eq!(obj["spec"]["podCIDR"], single, "{spec}");
+        assert_eq!(obj["spec"]["podCIDRs"], list, "{spec}");
+    }
+    let (bare, _) = create("", "Node", node(json!({})));
+    let (assigned, _) = create("", "Node", node(json!({"podCIDR": "10.244.1.0/24"})));
+    let updates = [
+        (
+            "assign to a node without",
+            &bare,
+            json!({"podCIDR": "10.244.1.0/24"}),
+            true,
+        ),
+        (
+            "same again",
+            &assigned,
+            json!({"podCIDRs": ["10.244.1.0/24"]}),
+            true,
+        ),
+        (
+            "change",
+            &assigned,
+            json!({"podCIDR": "10.244.9.0/24"}),
+            false,
+        ),
+        (
+            "change the list",
+            &assigned,
+            json!({"podCIDRs": ["10.244.9.0/24"]}),
+            false,
+        ),
+        ("remove", &assigned, json!({}), false),
+    ];
+    for (what, old, spec, ok) in updates {
+        let errs = update("", "Node", old, node(spec));
+        if ok {
+            assert_valid(&errs);
+        } else {
+            assert_cause(&errs, "spec.podCIDRs", "FieldValueForbidden");
+            assert!(errs[0].message.contains("may not change podCIDR"), "{what}");
+        }
+    }
+}
+
+#[test]
 fn update_rules() {
     let (old, _) = create("apps", "Deployment", nginx_deployment());
     let mut changed = nginx_deployment();

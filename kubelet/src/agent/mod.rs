@@ -12,6 +12,7 @@ mod hooks;
 mod images;
 mod lookup;
 pub mod plan;
+mod pod_cidr;
 mod pod_files;
 mod probes;
 mod sandbox;
@@ -39,6 +40,7 @@ use crate::cri::{ContainerInfo, ContainerRuntime};
 use crate::image::pull::Puller;
 use crate::node::{HostFacts, NodeFacts, register_node, renew_lease};
 use crate::pod::backoff::BackoffPolicy;
+pub use pod_cidr::await_pod_cidr;
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -131,6 +133,7 @@ pub fn node_facts(config: &AgentConfig, host: &HostFacts, runtime_version: &str)
         machine_id: host.machine_id.clone(),
         boot_id: host.boot_id.clone(),
         ready_message: "kubelet is posting ready status".into(),
+        not_ready: None,
     }
 }
 

@@ -5,92 +5,15 @@
 //! loopback network containerd uses) keeps one ADD/DEL and one cached result per sandbox; the
 //! loopback plugin passes the bridge result through unchanged.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
+pub use runtime::net::Ipv4Cidr;
 use serde_json::{Value, json};
 
 /// The CNI specification version Skiff speaks to plugins.
 pub const CNI_VERSION: &str = "1.0.0";
-
-/// An IPv4 network in CIDR notation (`10.244.1.0/24`), host bits zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Ipv4Cidr {
-    network: Ipv4Addr,
-    prefix: u8,
-}
-
-impl Ipv4Cidr {
-    /// A CIDR from its network address and prefix length; `None` when host bits are set or
-    /// the prefix is over 32.
-    pub fn new(network: Ipv4Addr, prefix: u8) -> Option<Self> {
-        if prefix > 32 || u32::from(network) & !Self::mask(prefix) != 0 {
-            return None;
-        }
-        Some(Self { network, prefix })
-    }
-
-    fn mask(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix))
-        }
-    }
-
-    /// The network address.
-    pub fn network(&self) -> Ipv4Addr {
-        self.network
-    }
-
-    /// The prefix length.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` lies in this network.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & Self::mask(self.prefix) == u32::from(self.network)
-    }
-
-    /// Whether `other` lies entirely inside this network.
-    pub fn covers(&self, other: &Ipv4Cidr) -> bool {
-        other.prefix >= self.prefix && self.contains(other.network)
-    }
-}
-
-impl FromStr for Ipv4Cidr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| format!("invalid IPv4 CIDR {text:?}: {why}");
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("bad address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| bad("prefix must be 0-32"))?;
-        Self::new(addr, prefix).ok_or_else(|| bad("host bits are set"))
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-impl serde::Serialize for Ipv4Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 /// Everything the node's pod network is made from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,9 +24,9 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// This node's pod CIDR (`Node.spec.podCIDR`, a /24 of the cluster CIDR).
     pub pod_cidr: Ipv4Cidr,
-    /// The whole cluster pod CIDR, blackholed on the node (DESIGN.md "Network rules").
+    /// The whole cluster pod CIDR, unreachable on the node (DESIGN.md "Network rules").
     pub cluster_cidr: Ipv4Cidr,
-    /// The service CIDR, blackholed on the node as well.
+    /// The service CIDR, unreachable on the node as well.
     pub service_cidr: Ipv4Cidr,
     /// The agent's data directory; network state lives in `network/` under it.
     pub data_dir: PathBuf,
@@ -209,44 +132,6 @@ pub fn network_config_list(config: &NetworkConfig) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_cidrs() {
-        let cases = [
-            ("10.244.1.0/24", Ok("10.244.1.0/24")),
-            ("10.244.0.0/16", Ok("10.244.0.0/16")),
-            ("0.0.0.0/0", Ok("0.0.0.0/0")),
-            ("10.244.1.7/32", Ok("10.244.1.7/32")),
-            ("10.244.1.1/24", Err("host bits are set")),
-            ("10.244.1.0", Err("expected ADDRESS/PREFIX")),
-            ("10.244.1.0/33", Err("prefix must be 0-32")),
-            ("10.244.1/24", Err("bad address")),
-            ("fd00::/64", Err("bad address")),
-        ];
-        for (text, want) in cases {
-            let got = text.parse::<Ipv4Cidr>().map(|c| c.to_string());
-            match want {
-                Ok(w) => assert_eq!(got.as_deref(), Ok(w), "{text}"),
-                Err(w) => assert!(got.as_ref().unwrap_err().contains(w), "{text}: {got:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn containment() {
-        let cluster: Ipv4Cidr = "10.244.0.0/16".parse().unwrap();
-        let cases = [
-            ("10.244.3.0/24", true),
-            ("10.244.0.0/16", true),
-            ("10.0.0.0/8", false),
-            ("10.245.0.0/24", false),
-        ];
-        for (node, want) in cases {
-            assert_eq!(cluster.covers(&node.parse().unwrap()), want, "{node}");
-        }
-        assert!(cluster.contains("10.244.255.255".parse().unwrap()));
-        assert!(!cluster.contains("10.96.0.1".parse().unwrap()));
-    }
 
     fn node_config() -> NetworkConfig {
         NetworkConfig::new("10.244.3.0/24".parse().unwrap(), "/var/lib/skiff/agent")

@@ -13,6 +13,7 @@ pub mod cni;
 pub mod config;
 pub mod files;
 pub mod netns;
+pub mod node_routes;
 pub mod result;
 pub mod routes;
 pub mod topology;
@@ -83,7 +84,8 @@ pub struct CniNetwork {
 }
 
 impl CniNetwork {
-    /// Prepares the node: state directories, the namespace directory, the blackhole routes.
+    /// Prepares the node: state directories, the namespace directory, the unreachable routes
+    /// for the pod and service ranges.
     /// Idempotent, so an agent restart simply calls it again. The bridge itself is created by
     /// the bridge plugin on the first ADD.
     pub fn new(config: NetworkConfig) -> Result<Self> {
@@ -92,7 +94,7 @@ impl CniNetwork {
             std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
         }
         netns::prepare_dir(&config.netns_dir)?;
-        routes::ensure_blackholes(
+        routes::ensure_unreachable(
             &[config.cluster_cidr, config.service_cidr],
             config.node_netns.as_deref(),
         )?;

@@ -1,8 +1,13 @@
-//! Host-side routes of the node's pod network: blackholes for the whole cluster pod CIDR and
-//! the service CIDR (DESIGN.md "Network rules"), so a packet to an unassigned pod or Service
-//! address is dropped on the node instead of following a default route off the machine. The
-//! node's own /24 on the bridge is more specific and still wins; other nodes' /24s get more
-//! specific routes from the lab (issue 8).
+//! Host-side routes of the node's pod network: `unreachable` routes for the whole cluster pod
+//! CIDR and the service CIDR (DESIGN.md "Network rules": blackhole or unreachable), so a
+//! packet to an unassigned pod or Service address is dropped on the node instead of following
+//! a default route off the machine. The node's own /24 on the bridge is more specific and
+//! still wins; other nodes' /24s get more specific routes ([`super::node_routes`]).
+//!
+//! Why `unreachable` rather than `blackhole`: for packets the node *forwards* (from its pods)
+//! the kernel drops blackholed ones silently, so a pod's connection to an unassigned address
+//! hangs until its own timeout; an unreachable route answers with ICMP host-unreachable and
+//! the connection fails at once. For the node's own packets both fail immediately.
 //!
 //! Routes are set with `ip route replace`, which is idempotent (an agent restart re-runs it).
 
@@ -13,18 +18,19 @@ use super::config::Ipv4Cidr;
 use super::netns;
 use crate::error::{Error, IoContext, Result};
 
-/// The `ip` arguments installing a blackhole route for `cidr`.
-pub fn blackhole_args(cidr: &Ipv4Cidr) -> Vec<String> {
-    ["route", "replace", "blackhole", &cidr.to_string()]
+/// The `ip` arguments installing the unreachable route for `cidr` (`replace` also turns an
+/// older agent's blackhole route into one).
+pub fn unreachable_args(cidr: &Ipv4Cidr) -> Vec<String> {
+    ["route", "replace", "unreachable", &cidr.to_string()]
         .map(String::from)
         .to_vec()
 }
 
-/// Installs blackhole routes for `cidrs` in `node_netns` (the agent's own namespace when
+/// Installs unreachable routes for `cidrs` in `node_netns` (the agent's own namespace when
 /// `None`).
-pub fn ensure_blackholes(cidrs: &[Ipv4Cidr], node_netns: Option<&Path>) -> Result<()> {
+pub fn ensure_unreachable(cidrs: &[Ipv4Cidr], node_netns: Option<&Path>) -> Result<()> {
     for cidr in cidrs {
-        run_ip(&blackhole_args(cidr), node_netns)?;
+        run_ip(&unreachable_args(cidr), node_netns)?;
     }
     Ok(())
 }
@@ -65,13 +71,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blackhole_commands() {
+    fn unreachable_commands() {
         let cases = [
-            ("10.244.0.0/16", "route replace blackhole 10.244.0.0/16"),
-            ("10.96.0.0/12", "route replace blackhole 10.96.0.0/12"),
+            ("10.244.0.0/16", "route replace unreachable 10.244.0.0/16"),
+            ("10.96.0.0/12", "route replace unreachable 10.96.0.0/12"),
         ];
         for (cidr, want) in cases {
-            assert_eq!(blackhole_args(&cidr.parse().unwrap()).join(" "), want);
+            assert_eq!(unreachable_args(&cidr.parse().unwrap()).join(" "), want);
         }
     }
 }

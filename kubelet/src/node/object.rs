@@ -38,6 +38,9 @@ pub struct NodeFacts {
     pub boot_id: String,
     /// Message of the Ready condition.
     pub ready_message: String,
+    /// Why the node cannot run pods yet (its pod network has no CIDR, say): reported as
+    /// `Ready=False` with reason `KubeletNotReady` and this message, as the kubelet does.
+    pub not_ready: Option<String>,
 }
 
 /// The kubelet version Skiff nodes report (the API version they speak).
@@ -92,7 +95,10 @@ pub fn node_status_patch(facts: &NodeFacts, now: &Value) -> Value {
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", &facts.ready_message),
+            match &facts.not_ready {
+                None => condition("Ready", "True", "KubeletReady", &facts.ready_message),
+                Some(why) => condition("Ready", "False", "KubeletNotReady", why),
+            },
         ],
         "addresses": addresses,
         "nodeInfo": {
@@ -189,5 +195,20 @@ mod tests {
             &now,
         );
         assert!(without_port["status"].get("daemonEndpoints").is_none());
+        let waiting = node_status_patch(
+            &NodeFacts {
+                not_ready: Some("network not ready".into()),
+                ..facts()
+            },
+            &now,
+        );
+        let ready = waiting["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "KubeletNotReady");
+        assert_eq!(ready["message"], "network not ready");
     }
 }

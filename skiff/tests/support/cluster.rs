@@ -88,8 +88,7 @@ impl TwoNodeCluster {
         let mut agents = Vec::new();
         for (i, name) in NODES.iter().enumerate() {
             let node = &lab.0.nodes[i];
-            // Until node IPAM hands out CIDRs, each node takes the /24 IPAM would give it.
-            let pod_cidr = format!("10.244.{i}.0/24");
+            // No --pod-cidr: the agent waits for node IPAM to assign its Node one.
             agents.push(
                 TestAgent::start_in_netns(
                     &server,
@@ -97,7 +96,7 @@ impl TwoNodeCluster {
                     "runc",
                     &node.netns_path,
                     IpAddr::V4(node.ip),
-                    Some(&pod_cidr),
+                    None,
                     agent_extra,
                 )
                 .await,
@@ -133,6 +132,16 @@ impl TwoNodeCluster {
     /// The lab network.
     pub fn lab(&self) -> &LabNetwork {
         &self.lab.0
+    }
+
+    /// Node `i`'s pod CIDR (`spec.podCIDR`, from node IPAM).
+    pub async fn pod_cidr(&self, i: usize) -> String {
+        let api: runtime::Api<k8s_openapi::api::core::v1::Node> =
+            runtime::Api::all(self.server.runtime_client());
+        let node = api.get(NODES[i]).await.expect("get node");
+        node.spec
+            .and_then(|s| s.pod_cidr)
+            .expect("the node has a pod CIDR")
     }
 
     /// Node `i`'s agent.
