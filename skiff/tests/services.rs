@@ -319,24 +319,28 @@ async fn userspace_proxy_serves_node_ports_for_process_pods() {
         .expect("service");
     let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap() as u16;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node_port));
-    // Both pods ready and behind the NodePort: round-robin answers alternate.
-    let counts = wait_for(
+    // Wait until both pods are behind the NodePort...
+    let batch = move || async move {
+        let answers = tokio::task::spawn_blocking(move || {
+            (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
+        })
+        .await
+        .ok()?;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for a in answers {
+            *counts.entry(a.ok()?).or_insert(0) += 1;
+        }
+        Some(counts)
+    };
+    wait_for(
         "both pods behind the NodePort",
         Duration::from_secs(60),
-        || async move {
-            let answers = tokio::task::spawn_blocking(move || {
-                (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
-            })
-            .await
-            .ok()?;
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            for a in answers {
-                *counts.entry(a.ok()?).or_insert(0) += 1;
-            }
-            (counts.len() == 2).then_some(counts)
-        },
+        || async move { batch().await.filter(|c| c.len() == 2) },
     )
     .await;
+    // ...then a fresh batch (the one that saw both may have begun before the second pod was
+    // ready): round-robin alternates from whatever position it starts at.
+    let counts = batch().await.expect("every request answered");
     assert_eq!(counts.get("web-a"), Some(&10), "{counts:?}");
     assert_eq!(counts.get("web-b"), Some(&10), "{counts:?}");
 }
