@@ -370,8 +370,9 @@ async fn ready_endpoints(slices: &Api<EndpointSlice>, name: &str) -> Vec<String>
 /// turned false takes a pod out; scaling up reaches the node's rules within 1 s of the
 /// EndpointSlice change; the NodePort answers the host on the node's address.
 ///
-/// All pods run on node-a: traffic between the nodes' pod networks needs the host-gw routes
-/// (branch `netpath`), which this branch does not have yet.
+/// The web pods are spread over both nodes (topology spread, max skew 1), the client runs on
+/// node-a, so requests cross the nodes through the host-gw routes; NodePorts are tried on both
+/// node addresses, reaching pods on either node (masqueraded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_in_lab_nodes_proxy_a_deployment() {
     if !support::cluster::root_or_skip("agents_in_lab_nodes_proxy_a_deployment") {
@@ -386,7 +387,10 @@ async fn agents_in_lab_nodes_proxy_a_deployment() {
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
-                "nodeName": node,
+                "topologySpreadConstraints": [{"maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"app": "web"}}}],
                 "terminationGracePeriodSeconds": 1,
                 "containers": [{"name": "web", "image": "busybox:latest",
                     "imagePullPolicy": "Never", "command": ["sh", "-c", script],
@@ -494,11 +498,41 @@ async fn agents_in_lab_nodes_proxy_a_deployment() {
         "rules updated {lag:?} after the slice"
     );
 
-    // The NodePort answers the host on the node's address.
-    let addr = SocketAddr::from((c.node_ip(0), node_port));
-    let answer = tokio::task::spawn_blocking(move || http_get(addr))
+    // The web pods run on both nodes.
+    let pods = c
+        .pods("default")
+        .list(&ListParams::default().labels("app=web"))
         .await
-        .unwrap()
-        .expect("NodePort");
-    assert!(answer.starts_with("web-"), "{answer:?}");
+        .expect("pods");
+    let nodes: std::collections::BTreeSet<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    assert_eq!(nodes.len(), 2, "web pods on {nodes:?}");
+
+    // The NodePort answers the host on both node addresses (each node's rules, endpoints on
+    // either node).
+    for i in 0..2 {
+        let nft = Nft::new(Some(c.node_netns(i)));
+        wait_table(&nft, "the new endpoint", |t| {
+            t.contains(&format!("{new_ip} . 8080"))
+        })
+        .await;
+        let addr = SocketAddr::from((c.node_ip(i), node_port));
+        let answers = tokio::task::spawn_blocking(move || {
+            (0..12).map(|_| http_get(addr)).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let names: std::collections::BTreeSet<String> = answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|e| panic!("NodePort on {addr}: {e}")))
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("web-")), "{names:?}");
+        assert!(
+            names.len() >= 2,
+            "NodePort on {addr} reached only {names:?}"
+        );
+    }
 }
