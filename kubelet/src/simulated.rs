@@ -325,6 +325,10 @@ impl Shared {
     async fn renew_leases(self: Arc<Self>) {
         let mut names: Vec<String> = self.nodes.keys().cloned().collect();
         names.sort();
+        if names.is_empty() {
+            // Nothing to renew; the loop below would spin without ever awaiting.
+            return;
+        }
         let n = names.len().max(1) as u32;
         let spacing = self.config.lease_interval / n;
         let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));

@@ -212,7 +212,8 @@ pub async fn run(args: AgentArgs) -> Result<(), runtime::Error> {
             };
             let node_ip = config.node_ip;
             let agent = Agent::start(client.clone(), config, driver, puller).await?;
-            let proxy_config = ProxyConfig::new(proxy_mode(kind, args.proxy), node_ip);
+            let mut proxy_config = ProxyConfig::new(proxy_mode(kind, args.proxy), node_ip);
+            proxy_config.cluster_cidr = Some(args.network.cluster_cidr);
             let proxy = Proxy::start(client, proxy_config)
                 .await
                 .map_err(|e| runtime::Error::Request(e.to_string()))?;

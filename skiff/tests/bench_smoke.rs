@@ -100,3 +100,33 @@ fn small_controllers_bench_rolls_out() {
         "{stdout}"
     );
 }
+
+/// `skiff bench services` with small counts (root: network namespaces and nftables): every
+/// figure is printed and the proxy's table is gone afterwards (the bench checks that itself).
+#[test]
+fn small_services_bench_reports_convergence_and_throughput() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping small_services_bench: needs root (CI runs as root)");
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["bench", "services", "--services", "20", "--endpoints", "3"])
+        .args(["--changes", "2", "--seconds", "0.4", "--clients", "1"])
+        .env("SKIFF_LOG", "warn")
+        .output()
+        .expect("run skiff bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "skiff bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "initial sync: 20 Service ports",
+        "convergence after an endpoint change (2 samples)",
+        "requests/s (1 clients",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}

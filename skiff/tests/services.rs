@@ -319,24 +319,220 @@ async fn userspace_proxy_serves_node_ports_for_process_pods() {
         .expect("service");
     let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap() as u16;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node_port));
-    // Both pods ready and behind the NodePort: round-robin answers alternate.
-    let counts = wait_for(
+    // Wait until both pods are behind the NodePort...
+    let batch = move || async move {
+        let answers = tokio::task::spawn_blocking(move || {
+            (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
+        })
+        .await
+        .ok()?;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for a in answers {
+            *counts.entry(a.ok()?).or_insert(0) += 1;
+        }
+        Some(counts)
+    };
+    wait_for(
         "both pods behind the NodePort",
         Duration::from_secs(60),
-        || async move {
-            let answers = tokio::task::spawn_blocking(move || {
-                (0..20).map(|_| http_get(addr)).collect::<Vec<_>>()
-            })
-            .await
-            .ok()?;
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            for a in answers {
-                *counts.entry(a.ok()?).or_insert(0) += 1;
-            }
-            (counts.len() == 2).then_some(counts)
-        },
+        || async move { batch().await.filter(|c| c.len() == 2) },
     )
     .await;
+    // ...then a fresh batch (the one that saw both may have begun before the second pod was
+    // ready): round-robin alternates from whatever position it starts at.
+    let counts = batch().await.expect("every request answered");
     assert_eq!(counts.get("web-a"), Some(&10), "{counts:?}");
     assert_eq!(counts.get("web-b"), Some(&10), "{counts:?}");
+}
+
+/// Endpoint IPs of Service `default/name` that its EndpointSlices mark ready.
+async fn ready_endpoints(slices: &Api<EndpointSlice>, name: &str) -> Vec<String> {
+    let Ok(list) = slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = list
+        .items
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+        .flat_map(|e| e.addresses.first().cloned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The full path with real agents in lab node namespaces (`--proxy nftables`): a Deployment
+/// of busybox httpd pods answering with their names behind a NodePort Service with a named
+/// targetPort; a client pod's 300 wget requests to the ClusterIP; an exec readiness probe
+/// turned false takes a pod out; scaling up reaches the node's rules within 1 s of the
+/// EndpointSlice change; the NodePort answers the host on the node's address.
+///
+/// The web pods are spread over both nodes (topology spread, max skew 1), the client runs on
+/// node-a, so requests cross the nodes through the host-gw routes; NodePorts are tried on both
+/// node addresses, reaching pods on either node (masqueraded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_in_lab_nodes_proxy_a_deployment() {
+    if !support::cluster::root_or_skip("agents_in_lab_nodes_proxy_a_deployment") {
+        return;
+    }
+    let c = support::cluster::TwoNodeCluster::start_with(&[], &["--proxy", "nftables"]).await;
+    let node = c.node_name(0).to_string();
+    let nft = Nft::new(Some(c.node_netns(0)));
+    let script = "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www";
+    c.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "topologySpreadConstraints": [{"maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"app": "web"}}}],
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "web", "image": "busybox:latest",
+                    "imagePullPolicy": "Never", "command": ["sh", "-c", script],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]},
+                                       "periodSeconds": 1, "failureThreshold": 1}}]}}},
+    }))
+    .await;
+    let svc = c
+        .create(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": "NodePort", "selector": {"app": "web"},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        }))
+        .await;
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    c.create(support::cluster::busybox_pod("client", &node, "sleep 3600"))
+        .await;
+    c.wait_running("client").await;
+
+    let slices: Api<EndpointSlice> = Api::namespaced(c.server.runtime_client(), "default");
+    let ready = wait_for("3 ready endpoints", Duration::from_secs(90), || {
+        let slices = slices.clone();
+        async move {
+            let ips = ready_endpoints(&slices, "web").await;
+            (ips.len() == 3).then_some(ips)
+        }
+    })
+    .await;
+    wait_table(&nft, "the three endpoints", |t| {
+        ready.iter().all(|ip| t.contains(&format!("{ip} . 8080")))
+    })
+    .await;
+
+    // 300 requests from inside a pod: every pod answers at least 20 % of them.
+    let loop_300 = format!(
+        "for i in $(seq 300); do timeout 5 wget -qO- http://{cluster_ip}/ || echo FAILED; done"
+    );
+    let out = c.exec("client", &["sh", "-c", &loop_300]);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for line in out.stdout.lines() {
+        *counts.entry(line.trim().to_string()).or_insert(0) += 1;
+    }
+    eprintln!("answers: {counts:?}");
+    assert_eq!(counts.len(), 3, "{counts:?} ({})", out.stderr);
+    assert!(counts.values().all(|n| *n >= 60), "{counts:?}");
+    let pod_names: Vec<String> = counts.keys().cloned().collect();
+
+    // A pod turned not ready (its probe file removed) gets nothing.
+    let sick = &pod_names[0];
+    let rm = c.exec(sick, &["rm", "/tmp/ready"]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    wait_for("2 ready endpoints", Duration::from_secs(30), || {
+        let slices = slices.clone();
+        async move { (ready_endpoints(&slices, "web").await.len() == 2).then_some(()) }
+    })
+    .await;
+    let remaining = ready_endpoints(&slices, "web").await;
+    wait_table(&nft, "only the ready endpoints", |t| {
+        t.matches(" . 8080").count() == 2 && remaining.iter().all(|ip| t.contains(ip.as_str()))
+    })
+    .await;
+    let loop_100 = loop_300.replace("seq 300", "seq 100");
+    let out = c.exec("client", &["sh", "-c", &loop_100]);
+    assert_eq!(out.stdout.lines().count(), 100, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains(sick.as_str()),
+        "a not-ready pod answered"
+    );
+    assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
+
+    // Scaling up: the new endpoint is in the node's rules within 1 s of its slice change.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(c.server.runtime_client(), "default");
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    let (new_ip, slice_changed) = wait_for("a fourth endpoint", Duration::from_secs(90), || {
+        let slices = slices.clone();
+        let before = remaining.clone();
+        async move {
+            let ips = ready_endpoints(&slices, "web").await;
+            let seen = Instant::now();
+            ips.into_iter()
+                .find(|ip| !before.contains(ip))
+                .map(|ip| (ip, seen))
+        }
+    })
+    .await;
+    let rule_changed = wait_table(&nft, "the new endpoint", |t| {
+        t.contains(&format!("{new_ip} . 8080"))
+    })
+    .await;
+    let lag = rule_changed.saturating_duration_since(slice_changed);
+    eprintln!("EndpointSlice change to rule: {lag:?}");
+    assert!(
+        lag <= Duration::from_secs(1),
+        "rules updated {lag:?} after the slice"
+    );
+
+    // The web pods run on both nodes.
+    let pods = c
+        .pods("default")
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("pods");
+    let nodes: std::collections::BTreeSet<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    assert_eq!(nodes.len(), 2, "web pods on {nodes:?}");
+
+    // The NodePort answers the host on both node addresses (each node's rules, endpoints on
+    // either node).
+    for i in 0..2 {
+        let nft = Nft::new(Some(c.node_netns(i)));
+        wait_table(&nft, "the new endpoint", |t| {
+            t.contains(&format!("{new_ip} . 8080"))
+        })
+        .await;
+        let addr = SocketAddr::from((c.node_ip(i), node_port));
+        let answers = tokio::task::spawn_blocking(move || {
+            (0..12).map(|_| http_get(addr)).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let names: std::collections::BTreeSet<String> = answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|e| panic!("NodePort on {addr}: {e}")))
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("web-")), "{names:?}");
+        assert!(
+            names.len() >= 2,
+            "NodePort on {addr} reached only {names:?}"
+        );
+    }
 }

@@ -130,11 +130,14 @@ fn enable_bridge_netfilter(netns: Option<&std::path::Path>) {
 
 impl Dataplane for NftablesDataplane {
     fn sync(&mut self, ports: &[ServicePort]) -> Result<()> {
+        let started = Instant::now();
         let script = nftables::render(ports, &self.config);
         if self.applied.as_ref() == Some(&script) {
             return Ok(());
         }
+        let rendered = started.elapsed();
         self.nft.apply(&script)?;
+        debug!(bytes = script.len(), ?rendered, nft = ?(started.elapsed() - rendered), "ruleset applied");
         self.applied = Some(script);
         Ok(())
     }

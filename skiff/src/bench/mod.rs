@@ -19,6 +19,7 @@ mod payload;
 mod report;
 mod rollout;
 mod scheduling;
+mod services;
 mod startup;
 mod stats;
 mod watch;
@@ -71,6 +72,8 @@ enum What {
     Controllers(rollout::ControllersBench),
     /// Pod startup latency (single pods and a burst) and memory of a real node agent.
     Startup(startup::StartupBench),
+    /// Service proxy convergence with many Services, and ClusterIP vs direct throughput.
+    Services(services::ServicesBench),
     /// Time for `skiff lab up` to have every node Ready, the lab's idle memory, binary size.
     Lab(lab::LabBench),
 }
@@ -181,6 +184,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         What::Startup(b) => {
             return startup::run(b)
+                .await
+                .map_err(|e| BenchError::new(e.to_string()));
+        }
+        What::Services(b) => {
+            return services::run(b)
                 .await
                 .map_err(|e| BenchError::new(e.to_string()));
         }
