@@ -30,6 +30,17 @@ struct Lab {
 }
 
 impl Lab {
+    /// A lab directory of its own; nothing runs until `up`.
+    fn new() -> Self {
+        Lab {
+            dir: tempfile::Builder::new()
+                .prefix("skiff-lab-")
+                .tempdir()
+                .expect("tempdir"),
+            down: false,
+        }
+    }
+
     fn skiff(&self, args: &[&str]) -> KubectlOutput {
         let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .arg("lab")
@@ -192,13 +203,7 @@ async fn lab_walkthrough() {
     if !root_or_skip("lab_walkthrough") {
         return;
     }
-    let mut lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("skiff-lab-")
-            .tempdir()
-            .expect("tempdir"),
-        down: false,
-    };
+    let mut lab = Lab::new();
     let up = lab.skiff(&["up", "--nodes", "3"]);
     let up_out = up.ok().to_string();
     assert!(up_out.contains("export KUBECONFIG="), "{up_out}");
@@ -397,13 +402,7 @@ async fn lab_with_an_etcd_store() {
     if !root_or_skip("lab_with_an_etcd_store") {
         return;
     }
-    let mut lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("skiff-lab-")
-            .tempdir()
-            .expect("tempdir"),
-        down: false,
-    };
+    let mut lab = Lab::new();
     lab.skiff(&["up", "--nodes", "1", "--store", "etcd"]).ok();
     let status = lab.skiff(&["status"]);
     let status = status.ok();
