@@ -61,16 +61,38 @@ fn lab(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Failure> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A `/proc/<pid>/<file>` field in KiB (`VmRSS:` of `status`, `Pss:` of `smaps_rollup`).
+fn proc_kib(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resident memory; pages of the (shared) `skiff` binary count in full in every process.
+fn rss_kib(pid: u32) -> u64 {
+    proc_kib(pid, "status", "VmRSS:")
+}
+
+/// Proportional set size: shared pages divided among the processes sharing them, so a sum
+/// over processes is what they use together.
+fn pss_kib(pid: u32) -> u64 {
+    proc_kib(pid, "smaps_rollup", "Pss:")
+}
+
+/// Memory of the lab's processes, in KiB.
+#[derive(Default)]
+struct LabMemory {
+    server_rss: u64,
+    agents_rss: u64,
+    shims_rss: u64,
+    /// Server + agents, proportional.
+    pss: u64,
 }
 
 /// Processes whose parent is `parent` (the agents' container shims).
@@ -173,7 +195,7 @@ pub async fn run(args: LabBench) -> Result<(), Failure> {
         }
         lab(&exe, &dir, &["down"])?;
     }
-    let (server, agents, shims) = memory.transpose()?.unwrap_or_default();
+    let memory = memory.transpose()?.unwrap_or_default();
     let size = std::fs::metadata(&exe)?.len();
     println!(
         "skiff bench lab: {} nodes, {} runtime, {} runs",
@@ -187,13 +209,17 @@ pub async fn run(args: LabBench) -> Result<(), Failure> {
     );
     println!(
         "RSS idle with the web example: server {} + agents {} = {}   (target ≤ 100 MB)",
-        mib(server),
-        mib(agents),
-        mib(server + agents)
+        mib(memory.server_rss),
+        mib(memory.agents_rss),
+        mib(memory.server_rss + memory.agents_rss)
     );
     println!(
-        "  container shims (one per container, not in the target): {}",
-        mib(shims)
+        "  the same as PSS (shared binary pages counted once): {}",
+        mib(memory.pss)
+    );
+    println!(
+        "  container shims (one per container, not in the target): RSS {}",
+        mib(memory.shims_rss)
     );
     println!(
         "binary size: {:.1} MiB ({})",
@@ -203,22 +229,22 @@ pub async fn run(args: LabBench) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `(server, agents, shims)` resident KiB after the web example settled.
-async fn measure_memory(dir: &Path, settle: u64) -> Result<(u64, u64, u64), Failure> {
+/// The lab's memory after the web example settled.
+async fn measure_memory(dir: &Path, settle: u64) -> Result<LabMemory, Failure> {
     let state = LabState::load(dir)?.ok_or("the lab left no state file")?;
-    async {
-        run_web_example(&state.spec.kubeconfig()).await?;
-        eprintln!("web example ready; letting the lab settle for {settle} s");
-        tokio::time::sleep(Duration::from_secs(settle)).await;
-        let server = state.server_pid.map(rss_kib).unwrap_or(0);
-        let agents: u64 = state.agent_pids.values().map(|p| rss_kib(*p)).sum();
-        let shims: u64 = state
-            .agent_pids
-            .values()
+    run_web_example(&state.spec.kubeconfig()).await?;
+    eprintln!("web example ready; letting the lab settle for {settle} s");
+    tokio::time::sleep(Duration::from_secs(settle)).await;
+    let agents: Vec<u32> = state.agent_pids.values().copied().collect();
+    let daemons: Vec<u32> = state.server_pid.into_iter().chain(agents.clone()).collect();
+    Ok(LabMemory {
+        server_rss: state.server_pid.map(rss_kib).unwrap_or(0),
+        agents_rss: agents.iter().copied().map(rss_kib).sum(),
+        shims_rss: agents
+            .iter()
             .flat_map(|p| children_of(*p))
             .map(rss_kib)
-            .sum();
-        Ok((server, agents, shims))
-    }
-    .await
+            .sum(),
+        pss: daemons.into_iter().map(pss_kib).sum(),
+    })
 }
