@@ -9,9 +9,10 @@
 //! 2. Convergence: `--changes` times, one endpoint of one Service is replaced through the API;
 //!    measured from the write until the proxy has installed a ruleset containing it (checked
 //!    with `nft list table`).
-//! 3. Throughput: `--clients` threads in a client pod open a connection per request, read a
-//!    pod's name and close, for `--seconds` against a pod IP directly and through a ClusterIP
-//!    over two such pods (alternating halves, so drifting machine load hits both alike).
+//! 3. Throughput: `--clients` threads open a connection per request, read a pod's name and
+//!    close, for `--seconds` against a pod IP directly (from one client pod) and through a
+//!    ClusterIP over two such pods (from another client pod, so the phases' conntrack
+//!    entries do not collide), in alternating halves so drifting machine load hits both alike.
 //!
 //! Targets (issue 7): convergence ≤ 1 s; ClusterIP throughput ≥ 90 % of direct. Needs root.
 
