@@ -14,6 +14,7 @@ declare -A PROVIDES=(
   [busybox-static]=/bin/busybox
   [diffutils]=/usr/bin/diff                    # kubectl diff
   [iproute2]=/usr/sbin/ip                      # network namespaces, routes (pod network)
+  [curl]=/usr/bin/curl                         # scripts/up.sh calls the example Service
 )
 
 missing=()
