@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Service;
 use runtime::{Api, PostParams};
 use serde::Deserialize;
 
-use super::stats::Latency;
+use super::stats::{self, Latency};
 use crate::lab::state::LabState;
 
 /// Flags of `skiff bench lab`.
@@ -61,28 +61,15 @@ fn lab(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Failure> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A `/proc/<pid>/<file>` field in KiB (`VmRSS:` of `status`, `Pss:` of `smaps_rollup`).
-fn proc_kib(pid: u32, file: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Resident memory; pages of the (shared) `skiff` binary count in full in every process.
 fn rss_kib(pid: u32) -> u64 {
-    proc_kib(pid, "status", "VmRSS:")
+    stats::rss_kib(pid).unwrap_or(0)
 }
 
 /// Proportional set size: shared pages divided among the processes sharing them, so a sum
 /// over processes is what they use together.
 fn pss_kib(pid: u32) -> u64 {
-    proc_kib(pid, "smaps_rollup", "Pss:")
+    stats::proc_kib(pid, "smaps_rollup", "Pss:").unwrap_or(0)
 }
 
 /// Memory of the lab's processes, in KiB.
@@ -120,11 +107,7 @@ fn mib(kib: u64) -> String {
 
 /// Creates the web example (Deployment + Service) and waits for its replicas to be ready.
 async fn run_web_example(kubeconfig: &Path) -> Result<(), Failure> {
-    let opts = runtime::config::LoadOptions {
-        kubeconfig: Some(kubeconfig.to_path_buf()),
-        ..Default::default()
-    };
-    let client = runtime::Client::new(runtime::config::load(&opts)?)?;
+    let client = crate::lab::client(kubeconfig)?;
     let text = skiff_examples::MANIFESTS
         .iter()
         .find(|(name, _)| *name == "web.yaml")

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::cluster::LocalCluster;
-use super::stats::Latency;
+use super::stats::{Latency, rss_kib};
 use crate::agent::RuntimeKind;
 
 /// Flags of `skiff bench startup`.
@@ -118,12 +118,6 @@ impl Drop for AgentProcess {
                 .status();
         }
     }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn pod(name: &str) -> Pod {

@@ -94,6 +94,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A KiB field of a `/proc/<pid>/<file>` (`VmRSS:` of `status`, `Pss:` of `smaps_rollup`).
+pub fn proc_kib(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    proc_kib(pid, "status", "VmRSS:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,7 +237,7 @@ async fn start_components(state: &mut LabState, timeout: Duration) -> Result<(),
                 if !kubeconfig.exists() {
                     return false;
                 }
-                let Ok(client) = client(&spec) else {
+                let Ok(client) = client(&spec.kubeconfig()) else {
                     return false;
                 };
                 Api::<Namespace>::all(client).get("default").await.is_ok()
@@ -250,7 +250,7 @@ async fn start_components(state: &mut LabState, timeout: Duration) -> Result<(),
         start_agent(state, &exe, &node)?;
     }
     state.save()?;
-    let client = client(&spec)?;
+    let client = client(&spec.kubeconfig())?;
     let names: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
     wait_until("every node to be Ready", timeout, || {
         let (client, names) = (client.clone(), names.clone());
@@ -311,9 +311,10 @@ fn free_loopback_port() -> Result<u16, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-fn client(spec: &LabSpec) -> Result<runtime::Client, String> {
+/// A client of the lab's API server with its admin kubeconfig.
+pub(crate) fn client(kubeconfig: &Path) -> Result<runtime::Client, String> {
     let opts = runtime::config::LoadOptions {
-        kubeconfig: Some(spec.kubeconfig()),
+        kubeconfig: Some(kubeconfig.to_path_buf()),
         ..Default::default()
     };
     runtime::config::load(&opts)
@@ -408,7 +409,7 @@ async fn lab_status(dir: &Path) -> Result<(), String> {
 
 /// Nodes with their readiness, address, pod CIDR and pod count, from the API.
 async fn print_nodes(state: &LabState) {
-    let Ok(client) = client(&state.spec) else {
+    let Ok(client) = client(&state.spec.kubeconfig()) else {
         println!("(the API server is not reachable)");
         return;
     };
